@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Reading and validating the arguments of Exec(as argv, a{sv} options). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec-request.h"
+#include "macro.h"
+#include "parse.h"
+#include "strv.h"
+
+#define INVALID(error, ...) sd_bus_error_setf((error), SD_BUS_ERROR_INVALID_ARGS, __VA_ARGS__)
+
+void exec_request_init(ExecRequest *req) {
+        *req = (ExecRequest) {
+                .rows = 24,
+                .cols = 80,
+                .profile = PROFILE_DEFAULT,
+                .fds = { -EBADF, -EBADF, -EBADF },
+        };
+}
+
+void exec_request_done(ExecRequest *req) {
+        strv_free(req->argv);
+        strv_free(req->env);
+        free(req->cwd);
+        free(req->user);
+        for (int i = 0; i < 3; i++)
+                safe_close(req->fds[i]);
+        exec_request_init(req);
+}
+
+/* Reads an 'as' with bounds on count and size; 'field' names it in errors. */
+static int read_strv(sd_bus_message *m, const char *field, char ***ret, size_t *total,
+                     sd_bus_error *error) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+        const char *s;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read_basic(m, 's', &s)) > 0) {
+                size_t len = strlen(s);
+                char *c;
+
+                if (n >= EXEC_ARGS_MAX)
+                        return INVALID(error, "Invalid '%s': more than %u entries.", field,
+                                       EXEC_ARGS_MAX);
+                if (len > EXEC_STRING_MAX)
+                        return INVALID(error, "Invalid '%s': entry %zu is longer than %u bytes.", field,
+                                       n, EXEC_STRING_MAX);
+                *total += len + 1;
+                if (*total > EXEC_TOTAL_MAX)
+                        return INVALID(error, "Invalid '%s': argv and env together exceed %u bytes.",
+                                       field, EXEC_TOTAL_MAX);
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+                r = strv_push(&l, &n, c);
+                if (r < 0) {
+                        free(c);
+                        return r;
+                }
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        if (!l) {
+                l = calloc(1, sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int read_env(sd_bus_message *m, ExecRequest *req, size_t *total, sd_bus_error *error) {
+        int r;
+
+        r = read_strv(m, "env", &req->env, total, error);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; req->env[i]; i++)
+                if (env_entry_key_len(req->env[i]) < 0)
+                        return INVALID(error, "Invalid 'env': entry %zu is not of the form KEY=VALUE "
+                                       "with a non-empty KEY.", i);
+        return 0;
+}
+
+static int read_rlimits(sd_bus_message *m, ExecRequest *req, sd_bus_error *error) {
+        const char *name;
+        uint64_t soft, hard;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(stt)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(m, "(stt)", &name, &soft, &hard)) > 0) {
+                int res = rlimit_from_name(name);
+
+                if (res < 0 || res >= N_RLIMITS)
+                        return INVALID(error, "Invalid 'rlimits': unknown limit '%.64s'.", name);
+                if (soft > hard)
+                        return INVALID(error, "Invalid 'rlimits': soft limit of '%s' above its hard "
+                                       "limit.", name);
+                if (req->rlimit_set[res])
+                        return INVALID(error, "Invalid 'rlimits': '%s' given twice.", name);
+                /* 2^64-1 is RLIM_INFINITY on Linux, so the values pass through unchanged. */
+                req->rlimits[res] = (struct rlimit) { .rlim_cur = soft, .rlim_max = hard };
+                req->rlimit_set[res] = true;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_fd(sd_bus_message *m, const char *key, int *fd, sd_bus_error *error) {
+        int r, in;
+
+        r = sd_bus_message_read_basic(m, 'h', &in);
+        if (r < 0)
+                return r;
+        /* The message owns its fd; keep a copy above 2 so it can never collide with the
+         * child's own 0..2 while they are being set up. */
+        safe_close(*fd);
+        *fd = fcntl(in, F_DUPFD_CLOEXEC, 3);
+        if (*fd < 0) {
+                if (errno == EMFILE || errno == ENFILE)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                                 "Cannot take '%s': too many open files.", key);
+                return -errno;
+        }
+        return 0;
+}
+
+static int read_string(sd_bus_message *m, const char *key, char **ret, sd_bus_error *error) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read_basic(m, 's', &s);
+        if (r < 0)
+                return r;
+        if (strlen(s) >= PATH_MAX)
+                return INVALID(error, "Invalid '%s': longer than %u bytes.", key, PATH_MAX - 1);
+        free(*ret);
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+typedef struct Option {
+        const char *key;
+        const char *signature;
+} Option;
+
+static const Option options[] = {
+        { "cwd", "s" },         { "env", "as" },        { "user", "s" },
+        { "tty", "b" },         { "rows", "q" },        { "cols", "q" },
+        { "rlimits", "a(stt)" }, { "profile", "s" },    { "timeout-usec", "t" },
+        { "output-window", "t" }, { "stdin", "h" },     { "stdout", "h" },
+        { "stderr", "h" },
+};
+
+static int read_option(sd_bus_message *m, ExecRequest *req, const char *key, size_t *total,
+                       sd_bus_error *error) {
+        int r;
+
+        if (streq(key, "cwd")) {
+                r = read_string(m, key, &req->cwd, error);
+                if (r < 0)
+                        return r;
+                if (req->cwd[0] != '/')
+                        return INVALID(error, "Invalid 'cwd': '%.256s' is not an absolute path.",
+                                       req->cwd);
+                return 0;
+        }
+        if (streq(key, "env")) {
+                if (req->env)
+                        return INVALID(error, "Invalid 'env': given twice.");
+                return read_env(m, req, total, error);
+        }
+        if (streq(key, "user")) {
+                r = read_string(m, key, &req->user, error);
+                if (r < 0)
+                        return r;
+                if (!user_spec_valid(req->user))
+                        return INVALID(error, "Invalid 'user': '%.256s' is not a user name or uid, "
+                                       "optionally followed by ':' and a group name or gid.",
+                                       req->user);
+                return 0;
+        }
+        if (streq(key, "tty")) {
+                int b;
+
+                r = sd_bus_message_read_basic(m, 'b', &b);
+                req->tty = b;
+                return r;
+        }
+        if (streq(key, "rows") || streq(key, "cols")) {
+                uint16_t q;
+
+                r = sd_bus_message_read_basic(m, 'q', &q);
+                if (r < 0)
+                        return r;
+                if (q == 0)
+                        return INVALID(error, "Invalid '%s': must be at least 1.", key);
+                *(streq(key, "rows") ? &req->rows : &req->cols) = q;
+                return 0;
+        }
+        if (streq(key, "rlimits"))
+                return read_rlimits(m, req, error);
+        if (streq(key, "profile")) {
+                const char *s;
+
+                r = sd_bus_message_read_basic(m, 's', &s);
+                if (r < 0)
+                        return r;
+                req->profile = profile_from_string(s);
+                if (req->profile < 0)
+                        return INVALID(error, "Invalid 'profile': '%.64s' is neither 'default' nor "
+                                       "'restricted'.", s);
+                return 0;
+        }
+        if (streq(key, "timeout-usec"))
+                return sd_bus_message_read_basic(m, 't', &req->timeout_usec);
+        if (streq(key, "output-window"))
+                return sd_bus_message_read_basic(m, 't', &req->output_window);
+        if (streq(key, "stdin"))
+                return read_fd(m, key, &req->fds[0], error);
+        if (streq(key, "stdout"))
+                return read_fd(m, key, &req->fds[1], error);
+        if (streq(key, "stderr"))
+                return read_fd(m, key, &req->fds[2], error);
+
+        return -EINVAL; /* not reached: the key was checked against the table */
+}
+
+int exec_request_parse(sd_bus_message *m, ExecRequest *req, sd_bus_error *error) {
+        size_t total = 0;
+        const char *key;
+        int r;
+
+        r = read_strv(m, "argv", &req->argv, &total, error);
+        if (r < 0)
+                return r;
+        if (!req->argv[0])
+                return INVALID(error, "Invalid 'argv': must not be empty.");
+        if (!req->argv[0][0])
+                return INVALID(error, "Invalid 'argv': argv[0] must not be empty.");
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const Option *o = NULL;
+                const char *contents;
+                char type;
+
+                r = sd_bus_message_read_basic(m, 's', &key);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                        if (streq(key, options[i].key))
+                                o = &options[i];
+                if (!o)
+                        return INVALID(error, "Unknown option '%.64s'.", key);
+
+                r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        return r;
+                if (!streq(contents, o->signature))
+                        return INVALID(error, "Invalid '%s': expected a value of type '%s', got '%.32s'.",
+                                       key, o->signature, contents);
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r < 0)
+                        return r;
+                r = read_option(m, req, key, &total, error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        return 0;
+}

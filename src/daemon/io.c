@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A session's data path: output relayed as Output signals, stdin queued to the command, and the
+ * backpressure that keeps both bounded. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "session.h"
+
+/* How many bytes the next read may take: the chunk size, within the output window. */
+static size_t output_budget(Session *s) {
+        if (!s->owner || s->output_window == 0)
+                return OUTPUT_CHUNK_MAX;
+        if (s->output_unacked >= s->output_window)
+                return 0;
+        return (size_t) MIN((uint64_t) OUTPUT_CHUNK_MAX, s->output_window - s->output_unacked);
+}
+
+static bool connection_congested(Session *s) {
+        uint64_t n;
+
+        if (!s->owner)
+                return false;
+        if (sd_bus_get_n_queued_write(s->owner->bus, &n) < 0)
+                return false;
+        return n >= OUTPUT_QUEUE_MAX;
+}
+
+void session_output_update(Session *s) {
+        bool on = !s->paused && output_budget(s) > 0;
+
+        for (int i = 0; i < 2; i++)
+                if (s->out[i].source)
+                        (void) sd_event_source_set_enabled(s->out[i].source,
+                                                           on && !s->out[i].eof ? SD_EVENT_ON
+                                                                                : SD_EVENT_OFF);
+}
+
+static void output_send(Session *s, unsigned stream, const void *data, size_t size) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        if (!s->owner)
+                return; /* orphaned: drained and dropped */
+
+        r = sd_bus_message_new_signal(s->owner->bus, &msg, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
+                                      "Output");
+        if (r >= 0 && s->owner->name)
+                r = sd_bus_message_set_destination(msg, s->owner->name);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "uu", s->id, stream + 1);
+        if (r >= 0)
+                r = sd_bus_message_append_array(msg, 'y', data, size);
+        if (r >= 0)
+                r = sd_bus_send(s->owner->bus, msg, NULL);
+        if (r < 0) {
+                /* The connection is failing; its disconnect handler orphans the session. */
+                log_debug_errno(r, "Session %u: failed to send Output: %m", s->id);
+                return;
+        }
+        if (s->output_window > 0)
+                s->output_unacked += size;
+}
+
+static void output_close(Session *s, unsigned stream) {
+        OutputStream *o = &s->out[stream];
+
+        o->eof = true;
+        o->source = sd_event_source_disable_unref(o->source);
+        if (o->fd != s->master)
+                o->fd = safe_close(o->fd);
+}
+
+/* Reads what is there, up to one chunk, coalescing small writes into one signal. Returns 1 when
+ * the chunk filled (more may be waiting), 0 when the stream would block or ended, -ENOBUFS when
+ * the output window is exhausted. */
+static int output_read_chunk(Session *s, unsigned stream) {
+        OutputStream *o = &s->out[stream];
+        uint8_t *buf = s->manager->read_buffer;
+        size_t budget = output_budget(s), len = 0;
+        bool end = false;
+
+        if (o->eof)
+                return 0;
+        if (budget == 0)
+                return -ENOBUFS;
+
+        while (len < budget) {
+                ssize_t n = read(o->fd, buf + len, budget - len);
+
+                if (n > 0) {
+                        len += (size_t) n;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                /* EOF, or EIO from a PTY whose last slave fd is closed: the end of the data. */
+                if (n < 0 && errno != EIO)
+                        log_warning_errno(errno, "Session %u: read failed: %m", s->id);
+                end = true;
+                break;
+        }
+        if (len > 0)
+                output_send(s, stream, buf, len);
+        if (end) {
+                output_close(s, stream);
+                return 0;
+        }
+        return len == budget;
+}
+
+static void session_pause(Session *s) {
+        if (s->paused)
+                return;
+        s->paused = true;
+        LIST_PREPEND(paused, s->manager->paused, s);
+        (void) sd_event_source_set_enabled(s->manager->drain_source, SD_EVENT_ON);
+        session_output_update(s);
+}
+
+int session_output_event(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+        unsigned stream = fd == s->out[0].fd ? 0 : 1;
+
+        if (connection_congested(s)) {
+                session_pause(s);
+                return 0;
+        }
+        /* One chunk per wakeup keeps sessions fair to each other; epoll is level-triggered. */
+        if (output_read_chunk(s, stream) == -ENOBUFS)
+                session_output_update(s);
+        return 0;
+}
+
+bool session_output_drain(Session *s) {
+        for (unsigned i = 0; i < 2; i++)
+                for (;;) {
+                        int r = output_read_chunk(s, i);
+
+                        if (r == -ENOBUFS) {
+                                session_output_update(s);
+                                return false;
+                        }
+                        if (r == 0)
+                                break;
+                }
+        return true;
+}
+
+void manager_resume_paused(Manager *m) {
+        Session *s, *n;
+
+        LIST_FOREACH_SAFE(paused, s, n, m->paused) {
+                if (connection_congested(s))
+                        continue;
+                LIST_REMOVE(paused, m->paused, s);
+                s->paused = false;
+                session_output_update(s);
+        }
+        if (!m->paused)
+                (void) sd_event_source_set_enabled(m->drain_source, SD_EVENT_OFF);
+}
+
+void session_ack(Session *s, uint64_t bytes) {
+        s->output_unacked -= MIN(bytes, s->output_unacked);
+        session_output_update(s);
+}
+
+/* stdin */
+
+static void stdin_close(Session *s) {
+        s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
+        s->stdin_fd = safe_close(s->stdin_fd);
+        while (s->stdin_head) {
+                StdinChunk *c = s->stdin_head;
+
+                s->stdin_head = c->next;
+                free(c);
+        }
+        s->stdin_tail = NULL;
+        s->stdin_queued = 0;
+}
+
+/* Writes queued data until the pipe is full. */
+static int stdin_flush(Session *s) {
+        while (s->stdin_head) {
+                StdinChunk *c = s->stdin_head;
+                ssize_t n = write(s->stdin_fd, c->data + c->offset, c->size - c->offset);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                c->offset += (size_t) n;
+                s->stdin_queued -= (size_t) n;
+                if (c->offset == c->size) {
+                        s->stdin_head = c->next;
+                        if (!s->stdin_head)
+                                s->stdin_tail = NULL;
+                        free(c);
+                }
+        }
+        if (!s->stdin_head && s->stdin_close_pending && !s->tty) {
+                stdin_close(s);
+                return 0;
+        }
+        (void) sd_event_source_set_enabled(s->stdin_source, s->stdin_head ? SD_EVENT_ON : SD_EVENT_OFF);
+        return 0;
+}
+
+int session_stdin_event(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+        int r;
+
+        r = stdin_flush(s);
+        if (r < 0) {
+                /* EPIPE: the command closed its stdin; what it did not read is dropped. */
+                log_debug_errno(r, "Session %u: stdin closed by the command: %m", s->id);
+                stdin_close(s);
+        }
+        return 0;
+}
+
+static int stdin_queue(Session *s, const void *data, size_t size, sd_bus_error *error) {
+        StdinChunk *c;
+        int r;
+
+        if (size == 0)
+                return 0;
+        if (s->stdin_queued + size > STDIN_QUEUE_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Session %u has %zu bytes of stdin queued already; wait for "
+                                         "the command to read them.", s->id, s->stdin_queued);
+
+        c = malloc(sizeof(StdinChunk) + size);
+        if (!c)
+                return -ENOMEM;
+        *c = (StdinChunk) { .size = size };
+        memcpy(c->data, data, size);
+        if (s->stdin_tail)
+                s->stdin_tail->next = c;
+        else
+                s->stdin_head = c;
+        s->stdin_tail = c;
+        s->stdin_queued += size;
+
+        r = stdin_flush(s);
+        if (r < 0) {
+                stdin_close(s);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "The command of session %u closed its stdin.", s->id);
+        }
+        return 0;
+}
+
+int session_write_stdin(Session *s, const void *data, size_t size, sd_bus_error *error) {
+        if (s->stdin_fd < 0 || s->stdin_close_pending)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "Session %u's stdin is closed or was given as an fd.", s->id);
+        return stdin_queue(s, data, size, error);
+}
+
+int session_close_stdin(Session *s) {
+        struct termios t;
+        char eof;
+
+        if (s->stdin_fd < 0 || (s->stdin_close_pending && !s->tty))
+                return 0;
+        if (!s->tty) {
+                s->stdin_close_pending = true;
+                return stdin_flush(s);
+        }
+        /* A terminal has no end of input, only the EOF character, which a reader in canonical
+         * mode takes as the end. */
+        if (tcgetattr(s->master, &t) < 0)
+                return -errno;
+        eof = (char) t.c_cc[VEOF];
+        return stdin_queue(s, &eof, 1, NULL);
+}

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The org.example.Sandbox1 interface: each method reads, validates, authorizes, acts, replies. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-error.h"
+#include "env.h"
+#include "exec-request.h"
+#include "log.h"
+#include "parse.h"
+#include "session.h"
+#include "strv.h"
+#include "user.h"
+
+static int reply_errno(sd_bus_error *error, int r, const char *what) {
+        if (sd_bus_error_is_set(error))
+                return r;
+        if (r == -ENOMEM)
+                return sd_bus_error_set_const(error, SD_BUS_ERROR_NO_MEMORY, "Out of memory.");
+        return sd_bus_error_set_errnof(error, r, "%s: %s", what, strerror(-r));
+}
+
+/* Looks up a session the caller may see: its owner's uid, or root. */
+static int session_from_message(Manager *m, sd_bus_message *msg, uint32_t id, Session **ret,
+                                sd_bus_error *error) {
+        Client *c;
+        Session *s;
+        int r;
+
+        r = client_from_message(m, msg, &c);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot identify the caller");
+        s = hashmap_get(m->sessions, UINT_TO_PTR(id));
+        if (!s || (c->uid != 0 && c->uid != s->owner_uid))
+                return sd_bus_error_setf(error, SANDBOX_ERROR_NO_SUCH_SESSION, "No session %u.", id);
+        *ret = s;
+        return 0;
+}
+
+static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(exec_request_done) ExecRequest req;
+        _cleanup_(user_info_done) UserInfo u = {};
+        Manager *m = userdata;
+        const char *loader;
+        Session *s;
+        Client *c;
+        int r;
+
+        exec_request_init(&req);
+
+        /* read, validate */
+        r = exec_request_parse(msg, &req, error);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot read the Exec arguments");
+
+        r = client_from_message(m, msg, &c);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot identify the caller");
+
+        r = user_resolve(req.user, c->uid, &u);
+        if (r == -ESRCH)
+                return sd_bus_error_setf(error, SANDBOX_ERROR_NO_SUCH_USER,
+                                         "Invalid 'user': '%.256s' does not resolve to a user and "
+                                         "group.", req.user);
+        if (r == -EINVAL)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid 'user': '%.256s' is malformed.", req.user);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot resolve the user");
+
+        /* authorize: polkit comes here; until then only root may run as someone else. */
+        if (c->uid != 0 && u.uid != c->uid)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not allowed to run commands as user '%s'.", u.name);
+        if (u.uid != c->uid && c->uid != 0) {
+                loader = env_find_loader_variable(req.env);
+                if (loader)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid 'env': %s may not be set for a command "
+                                                 "run as another user.", loader);
+        }
+
+        if (hashmap_size(m->sessions) >= m->max_sessions)
+                return sd_bus_error_setf(error, SANDBOX_ERROR_TOO_MANY_SESSIONS,
+                                         "Too many sessions (%u).", m->max_sessions);
+        if (manager_sessions_of_uid(m, c->uid) >= m->max_sessions_per_user)
+                return sd_bus_error_setf(error, SANDBOX_ERROR_TOO_MANY_SESSIONS,
+                                         "Too many sessions for uid %u (%u).", (unsigned) c->uid,
+                                         m->max_sessions_per_user);
+
+        /* act */
+        r = session_start(m, c, &req, &u, &s, error);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot start the session");
+
+        /* reply before anything is relayed, so that it precedes every Output */
+        r = sd_bus_reply_method_return(msg, "uu", s->id, (uint32_t) s->pid);
+        if (r < 0) {
+                log_warning_errno(r, "Session %u: cannot reply to Exec, killing it: %m", s->id);
+                session_kill_now(s);
+                return r;
+        }
+        log_debug("Session %u started: pid %i, uid %u.", s->id, s->pid, (unsigned) s->uid);
+
+        r = session_activate(s);
+        if (r < 0) {
+                log_warning_errno(r, "Session %u: cannot watch it, killing it: %m", s->id);
+                session_kill_now(s);
+        }
+        return 1;
+}
+
+static int method_signal(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint32_t id;
+        int32_t sig;
+        Session *s;
+        int r;
+
+        r = sd_bus_message_read(msg, "ui", &id, &sig);
+        if (r < 0)
+                return r;
+        if (!signal_valid(sig))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid 'signal': %i is not a signal number (1..64).", sig);
+        r = session_from_message(m, msg, id, &s, error);
+        if (r < 0)
+                return r;
+        r = session_signal(s, sig);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot send the signal");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_resize(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint16_t rows, cols;
+        uint32_t id;
+        Session *s;
+        int r;
+
+        r = sd_bus_message_read(msg, "uqq", &id, &rows, &cols);
+        if (r < 0)
+                return r;
+        if (rows == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid 'rows': must be at least 1.");
+        if (cols == 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid 'cols': must be at least 1.");
+        r = session_from_message(m, msg, id, &s, error);
+        if (r < 0)
+                return r;
+        if (!s->tty)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "Session %u runs on pipes, not a terminal.", id);
+        r = session_resize(s, rows, cols);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot resize the terminal");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_write_stdin(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const void *data;
+        size_t size;
+        uint32_t id;
+        Session *s;
+        int r;
+
+        r = sd_bus_message_read(msg, "u", &id);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(msg, 'y', &data, &size);
+        if (r < 0)
+                return r;
+        r = session_from_message(m, msg, id, &s, error);
+        if (r < 0)
+                return r;
+        r = session_write_stdin(s, data, size, error);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot write to stdin");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_close_stdin(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint32_t id;
+        Session *s;
+        int r;
+
+        r = sd_bus_message_read(msg, "u", &id);
+        if (r < 0)
+                return r;
+        r = session_from_message(m, msg, id, &s, error);
+        if (r < 0)
+                return r;
+        r = session_close_stdin(s);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot close stdin");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_ack(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        uint64_t bytes;
+        uint32_t id;
+        Session *s;
+        int r;
+
+        r = sd_bus_message_read(msg, "ut", &id, &bytes);
+        if (r < 0)
+                return r;
+        r = session_from_message(m, msg, id, &s, error);
+        if (r < 0)
+                return r;
+        /* Reply first: the ack may finish the session and send Exited. */
+        r = sd_bus_reply_method_return(msg, NULL);
+        session_ack(s, bytes);
+        return r;
+}
+
+static int method_list_sessions(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        size_t state = 0;
+        void *v;
+        Client *c;
+        int r;
+
+        r = client_from_message(m, msg, &c);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot identify the caller");
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(uusas)");
+        if (r < 0)
+                return r;
+        while (hashmap_iterate(m->sessions, &state, &v)) {
+                Session *s = v;
+
+                if (c->uid != 0 && c->uid != s->owner_uid)
+                        continue;
+                r = sd_bus_message_open_container(reply, 'r', "uusas");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "uus", s->id, (uint32_t) s->pid, s->user_name);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(reply, s->argv);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_NAMES("Exec", "asa{sv}", SD_BUS_PARAM(argv) SD_BUS_PARAM(options),
+                                 "uu", SD_BUS_PARAM(id) SD_BUS_PARAM(pid),
+                                 method_exec, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Signal", "ui", SD_BUS_PARAM(id) SD_BUS_PARAM(signal),
+                                 "", , method_signal, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Resize", "uqq", SD_BUS_PARAM(id) SD_BUS_PARAM(rows) SD_BUS_PARAM(cols),
+                                 "", , method_resize, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("WriteStdin", "uay", SD_BUS_PARAM(id) SD_BUS_PARAM(data),
+                                 "", , method_write_stdin, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("CloseStdin", "u", SD_BUS_PARAM(id),
+                                 "", , method_close_stdin, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Ack", "ut", SD_BUS_PARAM(id) SD_BUS_PARAM(bytes),
+                                 "", , method_ack, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ListSessions", "", , "a(uusas)", SD_BUS_PARAM(sessions),
+                                 method_list_sessions, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("Output", "uuay", SD_BUS_PARAM(id) SD_BUS_PARAM(stream) SD_BUS_PARAM(data), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("Exited", "uii", SD_BUS_PARAM(id) SD_BUS_PARAM(code) SD_BUS_PARAM(signal), 0),
+        SD_BUS_VTABLE_END
+};
+
+int manager_add_object(Manager *m, sd_bus *bus, sd_bus_slot **ret_slot) {
+        return sd_bus_add_object_vtable(bus, ret_slot, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
+                                        manager_vtable, m);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The daemon's state: its connections, the clients on them and their sessions. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "hashmap.h"
+#include "macro.h"
+#include "list.h"
+#include "profile.h"
+
+typedef struct Client Client;
+typedef struct Listener Listener;
+typedef struct Manager Manager;
+typedef struct Session Session;
+
+#define SANDBOX_OBJECT_PATH "/org/example/Sandbox1"
+#define SANDBOX_INTERFACE "org.example.Sandbox1"
+#define SANDBOX_BUS_NAME "org.example.Sandbox1"
+
+/* Defaults that fit a small machine; each can be raised on the command line. */
+#define DEFAULT_MAX_SESSIONS 1024
+#define DEFAULT_MAX_SESSIONS_PER_USER 128
+#define DEFAULT_MAX_CONNECTIONS 256
+#define DEFAULT_IDLE_TIMEOUT_USEC (30 * 1000000ULL)
+
+/* Output is read in chunks of up to this size, one Output signal each. */
+#define OUTPUT_CHUNK_MAX (64 * 1024)
+/* Reading stops while a connection has more than this many messages queued for writing. */
+#define OUTPUT_QUEUE_MAX 64
+/* Bytes of WriteStdin data a session may have queued and not yet written. */
+#define STDIN_QUEUE_MAX (1024 * 1024)
+/* How long a session whose owner left has after SIGHUP before SIGKILL. */
+/* A peer-to-peer connection that has not authenticated by then is dropped. */
+#define P2P_AUTH_TIMEOUT_USEC (5 * 1000000ULL)
+#define ORPHAN_GRACE_USEC (3 * 1000000ULL)
+
+/* Someone who started sessions: a unique name on the bus, or a peer-to-peer connection. */
+struct Client {
+        Manager *manager;
+        sd_bus *bus;
+        char *name;                     /* unique bus name; NULL on a peer-to-peer connection */
+        uid_t uid;
+        sd_bus_track *track;            /* bus clients: notices the name going away */
+        sd_event_source *auth_timeout;
+        Session *sessions;
+        unsigned n_sessions;
+        bool p2p;
+        bool gone;
+        LIST_FIELDS(Client, clients);
+};
+
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;                    /* the system bus, or NULL */
+        bool use_bus;
+
+        Hashmap *sessions;              /* id -> Session */
+        Hashmap *bus_clients;           /* unique name -> Client */
+        Hashmap *p2p_by_bus;            /* sd_bus -> Client, for peer-to-peer connections */
+        Hashmap *sessions_per_uid;      /* owner uid -> count, stored in the pointer */
+        Client *p2p_clients;
+        unsigned n_p2p_clients;
+        Listener *listeners;
+        uint32_t last_id;
+
+        unsigned max_sessions, max_sessions_per_user, max_connections;
+        uint64_t idle_timeout_usec;
+        sd_event_source *idle_source;
+
+        Session *paused;                /* sessions waiting for their connection to drain */
+        sd_event_source *drain_source;
+
+        ProfileProgram *profile_program;
+        gid_t tty_gid;                  /* group of PTYs, as a login terminal */
+        uint8_t *read_buffer;           /* OUTPUT_CHUNK_MAX bytes shared by all sessions */
+};
+
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+int manager_connect_bus(Manager *m);
+int manager_run(Manager *m);
+/* Re-evaluates idle exit and the status line after sessions or clients came or went. */
+void manager_check_idle(Manager *m);
+
+/* The vtable, for the bus and for each peer-to-peer connection. */
+int manager_add_object(Manager *m, sd_bus *bus, sd_bus_slot **ret_slot);
+
+int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret);
+/* The Client for a method call's sender, created on first use. */
+int client_from_message(Manager *m, sd_bus_message *msg, Client **ret);
+Client *client_free(Client *c);
+/* Frees the client if it is gone and holds nothing. */
+void client_maybe_free(Client *c);
+
+/* Session limits per owner uid. */
+unsigned manager_sessions_of_uid(Manager *m, uid_t uid);
+void manager_count_session(Manager *m, uid_t uid, int delta);

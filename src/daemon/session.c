@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A session: one command on a PTY or pipes, from spawn to its end. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus-error.h"
+#include "env.h"
+#include "log.h"
+#include "pty.h"
+#include "session.h"
+#include "strv.h"
+
+static uint32_t manager_next_id(Manager *m) {
+        /* Ids grow and wrap, skipping 0 and ids still in use; the session limit keeps this
+         * short. */
+        do
+                m->last_id++;
+        while (m->last_id == 0 || hashmap_get(m->sessions, UINT_TO_PTR(m->last_id)));
+        return m->last_id;
+}
+
+static void session_signal_group(Session *s, int sig) {
+        /* The command leads its own process group, whose id is its pid; the leader stays
+         * unreaped until the session is freed, so that id cannot have been reused. The pidfd
+         * also reaches a leader that moved itself to another group. */
+        (void) kill(-s->pid, sig);
+        if (s->pidfd >= 0)
+                (void) pidfd_send_signal(s->pidfd, sig, NULL, 0);
+}
+
+int session_signal(Session *s, int sig) {
+        if (kill(-s->pid, sig) < 0 && errno != ESRCH)
+                return -errno;
+        return 0;
+}
+
+int session_resize(Session *s, unsigned rows, unsigned cols) {
+        if (!s->tty)
+                return -EOPNOTSUPP;
+        return pty_resize(s->master, rows, cols);
+}
+
+static void session_send_exited(Session *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        if (!s->owner)
+                return;
+        r = sd_bus_message_new_signal(s->owner->bus, &msg, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
+                                      "Exited");
+        if (r >= 0 && s->owner->name)
+                r = sd_bus_message_set_destination(msg, s->owner->name);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "uii", s->id, s->exit_code, s->exit_signal);
+        if (r >= 0)
+                r = sd_bus_send(s->owner->bus, msg, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Session %u: failed to send Exited: %m", s->id);
+}
+
+/* Once the command's own process has exited and what it wrote is relayed: Exited, then free. */
+static void session_maybe_finish(Session *s) {
+        if (!s->leader_exited)
+                return;
+        if (!session_output_drain(s))
+                return; /* the output window is full: Ack resumes this */
+
+        session_send_exited(s);
+        log_debug("Session %u (pid %i) ended: code %i, signal %i.", s->id, s->pid, s->exit_code,
+                  s->exit_signal);
+        session_free(s);
+}
+
+static int session_pidfd_event(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Session *s = userdata;
+        siginfo_t si = {};
+
+        /* WNOWAIT: the leader stays a zombie, so its pid and process group id stay ours until
+         * the session is freed. */
+        if (waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+                log_warning_errno(errno, "Session %u: waitid failed: %m", s->id);
+                return 0;
+        }
+        if (si.si_pid == 0)
+                return 0;
+
+        s->leader_exited = true;
+        if (si.si_code == CLD_EXITED) {
+                s->exit_code = si.si_status;
+                s->exit_signal = 0;
+        } else {
+                s->exit_code = -1;
+                s->exit_signal = si.si_status;
+        }
+        (void) sd_event_source_set_enabled(es, SD_EVENT_OFF);
+        s->timeout_source = sd_event_source_disable_unref(s->timeout_source);
+
+        session_maybe_finish(s);
+        return 0;
+}
+
+static int session_timeout_event(sd_event_source *es, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+
+        log_debug("Session %u timed out, killing it.", s->id);
+        session_signal_group(s, SIGKILL);
+        return 0;
+}
+
+static int session_kill_event(sd_event_source *es, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+
+        session_signal_group(s, SIGKILL);
+        return 0;
+}
+
+void session_orphan(Session *s) {
+        int r;
+
+        if (!s->owner)
+                return;
+        LIST_REMOVE(by_owner, s->owner->sessions, s);
+        s->owner->n_sessions--;
+        s->owner = NULL;
+
+        /* Nobody reads the output any more: keep draining it so the command is not blocked
+         * by a full pipe while it handles SIGHUP. */
+        if (s->paused) {
+                LIST_REMOVE(paused, s->manager->paused, s);
+                s->paused = false;
+        }
+        session_output_update(s);
+
+        if (s->leader_exited) {
+                session_maybe_finish(s);
+                return;
+        }
+
+        session_signal_group(s, SIGHUP);
+        session_signal_group(s, SIGCONT);
+        r = sd_event_add_time_relative(s->manager->event, &s->kill_source, CLOCK_MONOTONIC,
+                                       ORPHAN_GRACE_USEC, 10 * 1000, session_kill_event, s);
+        if (r < 0) {
+                log_warning_errno(r, "Session %u: cannot arm the kill timer, killing now: %m", s->id);
+                session_signal_group(s, SIGKILL);
+        }
+}
+
+void session_kill_now(Session *s) {
+        session_signal_group(s, SIGKILL);
+        session_free(s);
+}
+
+Session *session_free(Session *s) {
+        if (!s)
+                return NULL;
+
+        if (s->id != 0)
+                hashmap_remove(s->manager->sessions, UINT_TO_PTR(s->id));
+        if (s->owner) {
+                LIST_REMOVE(by_owner, s->owner->sessions, s);
+                s->owner->n_sessions--;
+                client_maybe_free(TAKE_PTR(s->owner));
+        }
+        if (s->paused)
+                LIST_REMOVE(paused, s->manager->paused, s);
+        if (s->pid > 0) {
+                manager_count_session(s->manager, s->owner_uid, -1);
+                /* Reaps the leader. Normally it has exited already; otherwise this is shutdown
+                 * or a failed setup, and it was just sent SIGKILL. */
+                if (!s->leader_exited)
+                        session_signal_group(s, SIGKILL);
+                (void) waitid(P_PIDFD, (id_t) s->pidfd, &(siginfo_t) {}, WEXITED);
+        }
+
+        sd_event_source_disable_unref(s->pidfd_source);
+        sd_event_source_disable_unref(s->timeout_source);
+        sd_event_source_disable_unref(s->kill_source);
+        sd_event_source_disable_unref(s->stdin_source);
+        for (int i = 0; i < 2; i++) {
+                sd_event_source_disable_unref(s->out[i].source);
+                if (s->out[i].fd != s->master)
+                        safe_close(s->out[i].fd);
+        }
+        safe_close(s->master);
+        safe_close(s->stdin_fd);
+        safe_close(s->pidfd);
+        while (s->stdin_head) {
+                StdinChunk *c = s->stdin_head;
+
+                s->stdin_head = c->next;
+                free(c);
+        }
+        strv_free(s->argv);
+        free(s->user_name);
+
+        manager_check_idle(s->manager);
+        free(s);
+        return NULL;
+}
+
+static int set_nonblock(int fd) {
+        int flags = fcntl(fd, F_GETFL);
+
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The fds of a pipe session: ours non-blocking, the child's end in child_fds. */
+static int session_open_pipes(Session *s, const ExecRequest *req, int child_fds[3]) {
+        for (int i = 0; i < 3; i++) {
+                int p[2], r;
+
+                if (req->fds[i] >= 0) {
+                        child_fds[i] = req->fds[i];
+                        continue;
+                }
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        return -errno;
+                /* stdin: the child reads p[0]; stdout, stderr: the child writes p[1]. */
+                child_fds[i] = i == 0 ? p[0] : p[1];
+                if (i == 0)
+                        s->stdin_fd = p[1];
+                else
+                        s->out[i - 1].fd = p[0];
+                r = set_nonblock(i == 0 ? p[1] : p[0]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int session_open_pty(Session *s, const ExecRequest *req, const UserInfo *u, int *ret_slave) {
+        _cleanup_close_ int slave = -EBADF;
+        int r;
+
+        r = pty_open(req->rows, req->cols, &s->master, &slave);
+        if (r < 0)
+                return r;
+        /* As a login terminal: owned by the user, writable by the tty group (write(1)). */
+        if (fchown(slave, u->uid, s->manager->tty_gid) < 0 || fchmod(slave, 0620) < 0)
+                return -errno;
+
+        s->out[0].fd = s->master;
+        /* A second fd on the master, so input and output each get their own event source. */
+        if (req->fds[0] < 0) {
+                s->stdin_fd = fcntl(s->master, F_DUPFD_CLOEXEC, 3);
+                if (s->stdin_fd < 0)
+                        return -errno;
+        }
+        *ret_slave = TAKE_FD(slave);
+        return 0;
+}
+
+static int spawn_failure_to_error(const ExecRequest *req, const SpawnFailure *f, sd_bus_error *error) {
+        char buf[24];
+
+        return sd_bus_error_setf(error, spawn_error_name(f->error, f->stage),
+                                 "Failed to start '%.256s': %s (%s) at %s.", req->argv[0],
+                                 errno_name(f->error, buf), strerror(f->error), f->stage);
+}
+
+int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u, Session **ret,
+                  sd_bus_error *error) {
+        _cleanup_(session_freep) Session *s = NULL;
+        _cleanup_strv_free_ char **envp = NULL;
+        _cleanup_close_ int slave = -EBADF;
+        int child_fds[3] = { -EBADF, -EBADF, -EBADF };
+        SpawnFailure f;
+        SpawnParams p;
+        int r;
+
+        s = calloc(1, sizeof(Session));
+        if (!s)
+                return -ENOMEM;
+        *s = (Session) {
+                .manager = m,
+                .owner_uid = owner->uid,
+                .uid = u->uid,
+                .pidfd = -EBADF,
+                .master = -EBADF,
+                .stdin_fd = -EBADF,
+                .out = { { .fd = -EBADF }, { .fd = -EBADF } },
+                .tty = req->tty,
+                .output_window = req->output_window,
+        };
+        s->user_name = strdup(u->name);
+        if (!s->user_name)
+                return -ENOMEM;
+
+        r = env_build(req->env, u, req->tty, &envp);
+        if (r < 0)
+                return r;
+
+        if (req->tty) {
+                r = session_open_pty(s, req, u, &slave);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to allocate a PTY: %m");
+                for (int i = 0; i < 3; i++)
+                        child_fds[i] = req->fds[i] >= 0 ? req->fds[i] : slave;
+        } else {
+                r = session_open_pipes(s, req, child_fds);
+                if (r < 0) {
+                        for (int i = 0; i < 3; i++)
+                                if (child_fds[i] != req->fds[i])
+                                        safe_close(child_fds[i]);
+                        if (r == -EMFILE || r == -ENFILE)
+                                return sd_bus_error_setf(error, SANDBOX_ERROR("ResourceLimit"),
+                                                         "Failed to start '%.256s': no fds left "
+                                                         "for its pipes.", req->argv[0]);
+                        return r;
+                }
+        }
+        for (int i = 0; i < 2; i++)
+                s->out[i].eof = s->out[i].fd < 0;
+
+        p = (SpawnParams) {
+                .argv = req->argv,
+                .envp = envp,
+                .path = env_get(envp, "PATH"),
+                .cwd = req->cwd ?: u->home,
+                .cwd_fallback = !req->cwd,
+                .uid = u->uid,
+                .gid = u->gid,
+                .groups = u->groups,
+                .n_groups = u->n_groups,
+                .profile = req->profile,
+                .program = m->profile_program,
+                .fds = { child_fds[0], child_fds[1], child_fds[2] },
+                .tty = slave,
+        };
+        memcpy(p.rlimits, req->rlimits, sizeof p.rlimits);
+        memcpy(p.rlimit_set, req->rlimit_set, sizeof p.rlimit_set);
+        if (!p.rlimit_set[RLIMIT_NOFILE]) {
+                /* Not the daemon's raised limit: programs that size tables by it, or use
+                 * select(), expect the usual 1024. */
+                struct rlimit cur;
+
+                if (getrlimit(RLIMIT_NOFILE, &cur) >= 0) {
+                        p.rlimits[RLIMIT_NOFILE] = (struct rlimit) {
+                                .rlim_cur = MIN(cur.rlim_cur, (rlim_t) 1024),
+                                .rlim_max = cur.rlim_max,
+                        };
+                        p.rlimit_set[RLIMIT_NOFILE] = true;
+                }
+        }
+
+        r = spawn_child(&p, &s->pid, &s->pidfd, &f);
+        if (!req->tty)
+                for (int i = 0; i < 3; i++)
+                        if (child_fds[i] != req->fds[i])
+                                safe_close(child_fds[i]);
+        if (r < 0) {
+                if (streq(f.stage, "fork") && (f.error == EAGAIN || f.error == ENOMEM))
+                        return sd_bus_error_setf(error, spawn_error_name(f.error, f.stage),
+                                                 "Failed to start '%.256s': cannot fork: %s.",
+                                                 req->argv[0], strerror(f.error));
+                return spawn_failure_to_error(req, &f, error);
+        }
+        manager_count_session(m, s->owner_uid, +1);
+
+        s->id = manager_next_id(m);
+        r = hashmap_put(m->sessions, UINT_TO_PTR(s->id), s);
+        if (r < 0) {
+                s->id = 0;
+                return r;
+        }
+        s->argv = TAKE_PTR(req->argv);
+
+        s->owner = owner;
+        LIST_PREPEND(by_owner, owner->sessions, s);
+        owner->n_sessions++;
+
+        r = sd_event_add_io(m->event, &s->pidfd_source, s->pidfd, EPOLLIN, session_pidfd_event, s);
+        if (r < 0)
+                return r;
+        /* Exits are handled after the output that is ready in the same iteration. */
+        (void) sd_event_source_set_priority(s->pidfd_source, SD_EVENT_PRIORITY_NORMAL + 10);
+        (void) sd_event_source_set_enabled(s->pidfd_source, SD_EVENT_OFF);
+
+        if (req->timeout_usec > 0) {
+                r = sd_event_add_time_relative(m->event, &s->timeout_source, CLOCK_MONOTONIC,
+                                               req->timeout_usec, 1000, session_timeout_event, s);
+                if (r == -EOVERFLOW)
+                        r = 0; /* so far in the future that it is never */
+                if (r < 0)
+                        return r;
+        }
+
+        for (int i = 0; i < 2; i++) {
+                if (s->out[i].fd < 0)
+                        continue;
+                r = sd_event_add_io(m->event, &s->out[i].source, s->out[i].fd, EPOLLIN,
+                                    session_output_event, s);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(s->out[i].source, SD_EVENT_OFF);
+        }
+        if (s->stdin_fd >= 0) {
+                r = sd_event_add_io(m->event, &s->stdin_source, s->stdin_fd, EPOLLOUT,
+                                    session_stdin_event, s);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(s->stdin_source, SD_EVENT_OFF);
+        }
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int session_activate(Session *s) {
+        int r;
+
+        r = sd_event_source_set_enabled(s->pidfd_source, SD_EVENT_ON);
+        if (r < 0)
+                return r;
+        session_output_update(s);
+        return 0;
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A session: one command on a PTY or pipes, its output relay and its end. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exec-request.h"
+#include "list.h"
+#include "manager.h"
+#include "user.h"
+
+typedef struct OutputStream {
+        int fd;                         /* read end of the child's stdout/stderr, or the PTY */
+        sd_event_source *source;
+        bool eof;
+} OutputStream;
+
+typedef struct StdinChunk StdinChunk;
+struct StdinChunk {
+        StdinChunk *next;
+        size_t size, offset;
+        uint8_t data[];
+};
+
+struct Session {
+        Manager *manager;
+        Client *owner;                  /* NULL once the owner went away */
+        uint32_t id;
+        uid_t owner_uid;                /* who may see and control it */
+        uid_t uid;                      /* who it runs as */
+        char *user_name;
+        char **argv;
+
+        pid_t pid;
+        int pidfd;
+        sd_event_source *pidfd_source;
+        sd_event_source *timeout_source;
+        sd_event_source *kill_source;   /* SIGKILL after the grace, once orphaned */
+
+        bool tty;
+        int master;                     /* PTY master, or -EBADF */
+
+        OutputStream out[2];            /* stream 1 (stdout, PTY) and 2 (stderr) */
+
+        int stdin_fd;                   /* pipe write end, a dup of the PTY master, or -EBADF */
+        sd_event_source *stdin_source;
+        StdinChunk *stdin_head, *stdin_tail;
+        size_t stdin_queued;
+        bool stdin_close_pending;
+
+        uint64_t output_window, output_unacked;
+        bool paused;                    /* waiting for the connection's queue to drain */
+        bool leader_exited;             /* draining what it wrote before sending Exited */
+        int exit_code, exit_signal;
+
+        LIST_FIELDS(Session, by_owner);
+        LIST_FIELDS(Session, paused);
+};
+
+/* Spawns the command of req as user u for owner; on a failure to start, error says how. */
+int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u, Session **ret,
+                  sd_bus_error *error);
+/* Starts relaying once the Exec reply is queued, so that it precedes any Output. */
+int session_activate(Session *s);
+Session *session_free(Session *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Session *, session_free);
+
+int session_signal(Session *s, int sig);
+int session_resize(Session *s, unsigned rows, unsigned cols);
+int session_write_stdin(Session *s, const void *data, size_t size, sd_bus_error *error);
+int session_close_stdin(Session *s);
+void session_ack(Session *s, uint64_t bytes);
+/* The owner went away: SIGHUP now, SIGKILL after a grace period, output discarded. */
+void session_orphan(Session *s);
+/* Kills and reaps without waiting, for daemon shutdown. */
+void session_kill_now(Session *s);
+
+/* Output relay (io.c). */
+int session_output_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+int session_stdin_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
+void session_output_update(Session *s);
+/* Reads what is buffered on each open stream until it would block; false if the window
+ * stopped it first. */
+bool session_output_drain(Session *s);
+void manager_resume_paused(Manager *m);

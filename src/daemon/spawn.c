@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Starting a session's command: fork, the child's identity and confinement, exec. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "spawn.h"
+
+/* The child runs on this stack while the daemon waits for its exec (CLONE_VFORK), so one stack
+ * serves every spawn. */
+#define CHILD_STACK_SIZE (256 * 1024)
+
+typedef struct ChildArgs {
+        const SpawnParams *p;
+        int error_fd;
+} ChildArgs;
+
+/* Everything below until spawn_child() runs in the child: only async-signal-safe calls, no
+ * allocation, and with CLONE_VM no writes to memory the daemon owns. */
+
+static _noreturn_ void child_fail(int error_fd, const char *stage, int error) {
+        SpawnFailure f = { .stage = stage, .error = error };
+
+        /* The daemon reads the struct as a whole: the pipe is fresh and it is far below
+         * PIPE_BUF, so the write is atomic. The stage pointer is valid in the daemon since both
+         * share the same binary image. */
+        (void) !write(error_fd, &f, sizeof f);
+        _exit(127);
+}
+
+static int child_reset_signals(void) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        sigset_t empty;
+
+        for (int sig = 1; sig < _NSIG; sig++) {
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                /* Fails for the signals glibc reserves; they are at their defaults anyway. */
+                (void) sigaction(sig, &sa, NULL);
+        }
+        sigemptyset(&empty);
+        if (sigprocmask(SIG_SETMASK, &empty, NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+static int child_setup_fds(const SpawnParams *p, int error_fd) {
+        for (int i = 0; i < 3; i++)
+                /* The daemon keeps 0..2 occupied, so p->fds[i] >= 3 and dup2 clears
+                 * O_CLOEXEC on the copy. */
+                if (dup2(p->fds[i], i) < 0)
+                        return -errno;
+        /* Everything else goes, but the error pipe, which O_CLOEXEC closes at exec. */
+        if (error_fd > 3 && syscall(SYS_close_range, 3U, (unsigned) error_fd - 1, 0U) < 0)
+                return -errno;
+        if (syscall(SYS_close_range, (unsigned) error_fd + 1, ~0U, 0U) < 0)
+                return -errno;
+        return 0;
+}
+
+static int child_apply_rlimits(const SpawnParams *p, bool lowering_only) {
+        for (int i = 0; i < N_RLIMITS; i++) {
+                struct rlimit cur;
+
+                if (!p->rlimit_set[i])
+                        continue;
+                if (lowering_only) {
+                        /* Before the uid switch only what the user could do itself anyway, so
+                         * that RLIMIT_NPROC is in force when setuid() counts the user's
+                         * processes. */
+                        if (getrlimit(i, &cur) < 0)
+                                return -errno;
+                        if (p->rlimits[i].rlim_max > cur.rlim_max)
+                                continue;
+                }
+                if (setrlimit(i, &p->rlimits[i]) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+static int child_exec(const SpawnParams *p) {
+        const char *file = p->argv[0];
+        char buf[PATH_MAX];
+        bool seen_eacces = false;
+
+        if (strchr(file, '/')) {
+                execve(file, p->argv, p->envp);
+                return -errno;
+        }
+
+        for (const char *dir = p->path ?: "", *end;; dir = end + 1) {
+                size_t dlen, flen = strlen(file);
+
+                end = strchrnul(dir, ':');
+                dlen = (size_t) (end - dir);
+                if (dlen == 0) {
+                        /* An empty PATH element means the working directory. */
+                        dir = ".";
+                        dlen = 1;
+                }
+                if (dlen + 1 + flen + 1 <= sizeof buf) {
+                        memcpy(buf, dir, dlen);
+                        buf[dlen] = '/';
+                        memcpy(buf + dlen + 1, file, flen + 1);
+                        execve(buf, p->argv, p->envp);
+
+                        switch (errno) {
+                        case EACCES:
+                                seen_eacces = true;
+                                _fallthrough_;
+                        case ENOENT:
+                        case ENOTDIR:
+                        case ESTALE:
+                        case ENODEV:
+                        case ETIMEDOUT:
+                                break;
+                        default:
+                                /* The file is there but cannot run: report that, not a miss. */
+                                return -errno;
+                        }
+                }
+                if (*end == 0)
+                        break;
+        }
+        return seen_eacces ? -EACCES : -ENOENT;
+}
+
+static int child_main(void *userdata) {
+        const ChildArgs *a = userdata;
+        const SpawnParams *p = a->p;
+        const char *stage = NULL;
+        int r;
+
+        if (child_reset_signals() < 0)
+                child_fail(a->error_fd, "signals", errno);
+        if (setsid() < 0)
+                child_fail(a->error_fd, "setsid", errno);
+        if (p->tty >= 0 && ioctl(p->tty, TIOCSCTTY, 0) < 0)
+                child_fail(a->error_fd, "controlling-terminal", errno);
+        if (a->error_fd <= 2)
+                child_fail(a->error_fd, "fds", EBADF);
+
+        if (setgroups(p->n_groups, p->groups) < 0)
+                child_fail(a->error_fd, "setgroups", errno);
+        if (setresgid(p->gid, p->gid, p->gid) < 0)
+                child_fail(a->error_fd, "setgid", errno);
+        r = child_apply_rlimits(p, true);
+        if (r < 0)
+                child_fail(a->error_fd, "setrlimit", -r);
+        r = profile_apply_before_setuid(p->program, p->profile, &stage);
+        if (r < 0)
+                child_fail(a->error_fd, stage ?: "capabilities", -r);
+        if (setresuid(p->uid, p->uid, p->uid) < 0)
+                child_fail(a->error_fd, "setuid", errno);
+        r = child_apply_rlimits(p, false);
+        if (r < 0)
+                child_fail(a->error_fd, "setrlimit", -r);
+
+        if (chdir(p->cwd) < 0) {
+                if (!p->cwd_fallback || chdir("/") < 0)
+                        child_fail(a->error_fd, "chdir", errno);
+        }
+
+        r = profile_apply_after_setuid(p->program, p->profile, &stage);
+        if (r < 0)
+                child_fail(a->error_fd, stage ?: "seccomp", -r);
+
+        r = child_setup_fds(p, a->error_fd);
+        if (r < 0)
+                child_fail(a->error_fd, "fds", -r);
+
+        r = child_exec(p);
+        child_fail(a->error_fd, "execve", -r);
+}
+
+/* The daemon's side. */
+
+static void *child_stack = NULL;
+
+int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailure *failure) {
+        _cleanup_close_pair_ int pipefd[2] = { -EBADF, -EBADF };
+        sigset_t all, saved;
+        SpawnFailure f = {};
+        ChildArgs args;
+        ssize_t n;
+        pid_t pid;
+        int pidfd;
+
+        *failure = (SpawnFailure) { .stage = "fork" };
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -(failure->error = errno);
+        args = (ChildArgs) { .p = p, .error_fd = pipefd[1] };
+
+        /* No signal may run a handler of ours in the child before it has reset them. */
+        sigfillset(&all);
+        if (sigprocmask(SIG_SETMASK, &all, &saved) < 0)
+                return -(failure->error = errno);
+
+#if HAVE_SANITIZER
+        /* The sanitizers' shadow memory cannot follow a child that shares our address space. */
+        pid = fork();
+        if (pid == 0)
+                _exit(child_main(&args));
+#else
+        if (!child_stack) {
+                void *s = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+                if (s == MAP_FAILED) {
+                        failure->error = errno;
+                        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+                        return -failure->error;
+                }
+                child_stack = s;
+        }
+        /* As posix_spawn does: share memory and sleep until the child has exec'd or died, which
+         * costs no page table copy however large the daemon grows. */
+        pid = clone(child_main, (char *) child_stack + CHILD_STACK_SIZE,
+                    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+#endif
+        if (pid < 0)
+                failure->error = errno;
+        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        if (pid < 0)
+                return -failure->error;
+
+        pipefd[1] = safe_close(pipefd[1]);
+
+        /* EOF means the exec closed the write end: the command is running. */
+        do
+                n = read(pipefd[0], &f, sizeof f);
+        while (n < 0 && errno == EINTR);
+        if (n == sizeof f) {
+                (void) waitpid(pid, NULL, 0);
+                *failure = f;
+                return -f.error;
+        }
+        if (n != 0) {
+                /* Cannot happen with an atomic write; do not leave a half-known child behind. */
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                failure->stage = "fork";
+                return -(failure->error = EIO);
+        }
+
+        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                /* The child is ours and unreaped, so the pid cannot have been reused. */
+                failure->error = errno;
+                failure->stage = "pidfd";
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return -failure->error;
+        }
+        /* pidfd_open() gives O_CLOEXEC already. */
+        *ret_pid = pid;
+        *ret_pidfd = pidfd;
+        *failure = (SpawnFailure) {};
+        return 0;
+}
