@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/vm_sockets.h>
 #include <systemd/sd-id128.h>
 #include <unistd.h>
 
@@ -36,6 +37,15 @@ static const sd_bus_vtable driver_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
+static int socket_family(int fd) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+
+        if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0)
+                return -errno;
+        return ss.ss_family;
+}
+
 static int listener_serve(Listener *l, int fd) {
         _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
         Manager *m = l->manager;
@@ -45,10 +55,16 @@ static int listener_serve(Listener *l, int fd) {
         uid_t uid = 0;
         int r;
 
-        /* The kernel's word for who connected. Sockets without credentials (vsock) are served
-         * as root, as a guest agent's host is. */
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0 && len == sizeof cred)
+        /* The kernel's word for who connected. vsock carries no credentials: the host talking
+         * to a guest agent is served as the configured default user. */
+        if (socket_family(fd) == AF_VSOCK)
+                uid = m->default_uid;
+        else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0 && len == sizeof cred)
                 uid = cred.uid;
+        else {
+                safe_close(fd);
+                return log_warning_errno(EPERM, "Refusing a peer without credentials.");
+        }
 
         r = sd_id128_randomize(&id);
         if (r >= 0)

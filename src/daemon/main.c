@@ -16,6 +16,7 @@
 #include "manager.h"
 #include "parse.h"
 #include "strv.h"
+#include "user.h"
 
 static char **arg_listen = NULL;
 static size_t arg_n_listen = 0;
@@ -32,6 +33,8 @@ static void help(void) {
                "     --max-sessions=N             Sessions at once (default %u)\n"
                "     --max-sessions-per-user=N    Sessions at once per caller uid (default %u)\n"
                "     --max-connections=N          Peer-to-peer connections at once (default %u)\n"
+               "     --default-user=USER          Who callers without credentials (vsock) are\n"
+               "                                  (default root)\n"
                "     --log-level=LEVEL            debug, info, notice, warning or err\n",
                program_invocation_short_name, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_USER,
                DEFAULT_MAX_CONNECTIONS);
@@ -57,6 +60,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 ARG_MAX_SESSIONS_PER_USER,
                 ARG_MAX_CONNECTIONS,
                 ARG_LOG_LEVEL,
+                ARG_DEFAULT_USER,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -68,6 +72,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "max-sessions-per-user", required_argument, NULL, ARG_MAX_SESSIONS_PER_USER },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "default-user", required_argument, NULL, ARG_DEFAULT_USER },
                 {}
         };
         static const char *const levels[] = {
@@ -131,6 +136,15 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         if (r < 0)
                                 return log_error_errno(EINVAL, "Invalid log level '%s'.", optarg);
                         break;
+                case ARG_DEFAULT_USER: {
+                        _cleanup_(user_info_done) UserInfo u = {};
+
+                        r = user_resolve(optarg, 0, &u);
+                        if (r < 0)
+                                return log_error_errno(r, "Invalid --default-user '%s': %m", optarg);
+                        m->default_uid = u.uid;
+                        break;
+                }
                 case '?':
                         return -EINVAL;
                 default:

@@ -115,16 +115,48 @@ void manager_count_session(Manager *m, uid_t uid, int delta) {
                 log_oom();
 }
 
-static int manager_idle_event(sd_event_source *es, uint64_t usec, void *userdata) {
+static bool manager_is_idle(Manager *m) {
+        return hashmap_size(m->sessions) == 0 && m->n_p2p_clients == 0;
+}
+
+static int manager_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
 
-        log_info("Idle for %llu s, exiting.", (unsigned long long) (m->idle_timeout_usec / 1000000));
+        /* Calls sent to the name before it was released have all arrived by now, ahead of this
+         * reply; if one of them started a session, stay for it (without the name) and exit when
+         * idle again. Calls after the release activate a new instance. */
+        if (!manager_is_idle(m)) {
+                log_info("A session started while releasing the bus name; exiting when it ends.");
+                return 0;
+        }
         return sd_event_exit(m->event, 0);
+}
+
+static int manager_idle_event(sd_event_source *es, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (!manager_is_idle(m))
+                return 0;
+        log_info("Idle for %llu s, exiting.", (unsigned long long) (m->idle_timeout_usec / 1000000));
+        (void) sd_notify(false, "STOPPING=1");
+        if (!m->bus || m->exiting)
+                return sd_event_exit(m->event, 0);
+
+        /* Release the name first and exit only when the bus confirms it, so that no call that
+         * was on its way to us is lost. */
+        m->exiting = true;
+        r = sd_bus_call_method_async(m->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "ReleaseName", manager_name_released, m,
+                                     "s", SANDBOX_BUS_NAME);
+        if (r < 0)
+                return sd_event_exit(m->event, 0);
+        return 0;
 }
 
 void manager_check_idle(Manager *m) {
         unsigned n_sessions = (unsigned) hashmap_size(m->sessions);
-        bool idle = n_sessions == 0 && m->n_p2p_clients == 0;
+        bool idle = manager_is_idle(m);
         int r;
 
         (void) sd_notifyf(false, "STATUS=%u session%s, %u client%s.", n_sessions,

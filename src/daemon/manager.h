@@ -68,6 +68,8 @@ struct Manager {
         uint32_t last_id;
 
         unsigned max_sessions, max_sessions_per_user, max_connections;
+        uid_t default_uid;              /* callers without credentials (vsock) */
+        bool exiting;                   /* released the bus name, exiting once it is confirmed */
         uint64_t idle_timeout_usec;
         sd_event_source *idle_source;
 
