@@ -1,0 +1,57 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs what the tests need, builds with warnings as errors, and runs the whole suite: unit tests,
+# integration tests against the real daemon on a private bus, the client, the booted-container
+# test, then all of it again with AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/install-deps.sh
+
+PY=/usr/bin/python3          # Debian's, which has pytest and jeepney
+passed=0
+failed=0
+run() {
+        local name=$1; shift
+        echo "=== $name"
+        if "$@"; then
+                passed=$((passed + 1))
+        else
+                echo "=== $name FAILED"
+                failed=$((failed + 1))
+        fi
+}
+
+build() {
+        local dir=$1; shift
+        if [ ! -f "$dir/build.ninja" ]; then
+                meson setup "$dir" --werror "$@"
+        fi
+        ninja -C "$dir"
+}
+
+suite() {
+        local dir=$1
+        run "unit tests ($dir)" meson test -C "$dir" --print-errorlogs
+        run "integration tests ($dir)" env SANDBOXD="$PWD/$dir/src/daemon/sandboxd" \
+                $PY -m pytest -q tests/integration
+        if [ -d tests/client ]; then
+                run "client tests ($dir)" env SANDBOXD="$PWD/$dir/src/daemon/sandboxd" \
+                        SANDBOXCTL="$PWD/$dir/src/client/sandboxctl" $PY -m pytest -q tests/client
+        fi
+}
+
+build build
+suite build
+if [ -d tests/boot ]; then
+        run "boot test" env BUILD_DIR="$PWD/build" $PY -m pytest -q tests/boot
+fi
+
+# The same again under the sanitizers. The daemon spawns with fork() there (see spawn.c).
+build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+suite build-asan
+
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
