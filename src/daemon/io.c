@@ -168,7 +168,10 @@ void manager_resume_paused(Manager *m) {
 
 void session_ack(Session *s, uint64_t bytes) {
         s->output_unacked -= MIN(bytes, s->output_unacked);
-        session_output_update(s);
+        if (s->leader_exited)
+                session_finish(s); /* it was waiting for the window to drain the rest */
+        else
+                session_output_update(s);
 }
 
 /* stdin */

@@ -102,7 +102,6 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 session_kill_now(s);
                 return r;
         }
-        log_debug("Session %u started: pid %i, uid %u.", s->id, s->pid, (unsigned) s->uid);
 
         r = session_activate(s);
         if (r < 0) {

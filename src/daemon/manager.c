@@ -207,6 +207,7 @@ Client *client_free(Client *c) {
                 c->manager->n_p2p_clients--;
                 hashmap_remove(c->manager->p2p_by_bus, c->bus);
                 sd_event_source_disable_unref(c->auth_timeout);
+                sd_event_source_disable_unref(c->auth_post);
                 sd_bus_close(c->bus);
         } else if (c->name)
                 hashmap_remove(c->manager->bus_clients, c->name);
@@ -233,6 +234,26 @@ static int client_p2p_disconnected(sd_bus_message *msg, void *userdata, sd_bus_e
 
         log_debug("Peer-to-peer client (uid %u) disconnected.", (unsigned) c->uid);
         client_disconnected(c);
+        return 0;
+}
+
+/* sd-bus reads what follows BEGIN into its buffer during authentication and, once running, only
+ * looks at it again when the socket wakes it up: a first call sent together with BEGIN would wait
+ * for the next one. So, right after the connection is ready, process what is buffered. */
+static int client_auth_post(sd_event_source *es, void *userdata) {
+        Client *c = userdata;
+        sd_bus *bus;
+
+        if (sd_bus_is_ready(c->bus) <= 0)
+                return 0;
+        c->auth_post = sd_event_source_disable_unref(c->auth_post);
+        c->auth_timeout = sd_event_source_disable_unref(c->auth_timeout);
+
+        /* Processing may free c (a disconnect); hold the bus, not the client. */
+        bus = sd_bus_ref(c->bus);
+        for (unsigned i = 0; i < 1024 && sd_bus_process(bus, NULL) > 0; i++)
+                ;
+        sd_bus_unref(bus);
         return 0;
 }
 
@@ -274,6 +295,9 @@ int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret) {
                 goto fail;
         r = sd_event_add_time_relative(m->event, &c->auth_timeout, CLOCK_MONOTONIC, P2P_AUTH_TIMEOUT_USEC,
                                        100 * 1000, client_auth_timeout, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_post(m->event, &c->auth_post, client_auth_post, c);
         if (r < 0)
                 goto fail;
 

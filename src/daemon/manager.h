@@ -46,6 +46,7 @@ struct Client {
         uid_t uid;
         sd_bus_track *track;            /* bus clients: notices the name going away */
         sd_event_source *auth_timeout;
+        sd_event_source *auth_post;     /* processes what came with BEGIN, once ready */
         Session *sessions;
         unsigned n_sessions;
         bool p2p;

@@ -19,6 +19,7 @@
 #include "pty.h"
 #include "session.h"
 #include "strv.h"
+#include <systemd/sd-journal.h>
 
 static uint32_t manager_next_id(Manager *m) {
         /* Ids grow and wrap, skipping 0 and ids still in use; the session limit keeps this
@@ -50,6 +51,48 @@ int session_resize(Session *s, unsigned rows, unsigned cols) {
         return pty_resize(s->master, rows, cols);
 }
 
+/* One structured journal entry per session start and end; plain lines on stderr otherwise. */
+static void session_log(Session *s, bool start) {
+        _cleanup_free_ char *cmdline = strv_join(s->argv, " ");
+        static int journal = -1;
+
+        if (journal < 0)
+                journal = !!getenv("JOURNAL_STREAM");
+        if (!journal) {
+                if (start)
+                        log_info("Session %u started for uid %u: pid %i, user %s, '%.1024s'.", s->id,
+                                 (unsigned) s->owner_uid, s->pid, s->user_name, strempty(cmdline));
+                else
+                        log_info("Session %u ended: pid %i, code %i, signal %i.", s->id, s->pid,
+                                 s->exit_code, s->exit_signal);
+                return;
+        }
+        if (start)
+                (void) sd_journal_send("MESSAGE=Session %u started for uid %u: pid %i, user %s, '%.1024s'.",
+                                       s->id, (unsigned) s->owner_uid, s->pid, s->user_name, strempty(cmdline),
+                                       "PRIORITY=6", "SANDBOXD_EVENT=start",
+                                       "SANDBOXD_SESSION=%u", s->id,
+                                       "SANDBOXD_CALLER_UID=%u", (unsigned) s->owner_uid,
+                                       "SANDBOXD_UID=%u", (unsigned) s->uid,
+                                       "SANDBOXD_USER=%s", s->user_name,
+                                       "SANDBOXD_PID=%i", s->pid,
+                                       "SANDBOXD_ARGV=%.4096s", strempty(cmdline),
+                                       NULL);
+        else
+                (void) sd_journal_send("MESSAGE=Session %u ended: pid %i, code %i, signal %i.",
+                                       s->id, s->pid, s->exit_code, s->exit_signal,
+                                       "PRIORITY=6", "SANDBOXD_EVENT=end",
+                                       "SANDBOXD_SESSION=%u", s->id,
+                                       "SANDBOXD_CALLER_UID=%u", (unsigned) s->owner_uid,
+                                       "SANDBOXD_UID=%u", (unsigned) s->uid,
+                                       "SANDBOXD_USER=%s", s->user_name,
+                                       "SANDBOXD_PID=%i", s->pid,
+                                       "SANDBOXD_ARGV=%.4096s", strempty(cmdline),
+                                       "SANDBOXD_EXIT_CODE=%i", s->exit_code,
+                                       "SANDBOXD_EXIT_SIGNAL=%i", s->exit_signal,
+                                       NULL);
+}
+
 static void session_send_exited(Session *s) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         int r;
@@ -69,15 +112,14 @@ static void session_send_exited(Session *s) {
 }
 
 /* Once the command's own process has exited and what it wrote is relayed: Exited, then free. */
-static void session_maybe_finish(Session *s) {
+void session_finish(Session *s) {
         if (!s->leader_exited)
                 return;
         if (!session_output_drain(s))
                 return; /* the output window is full: Ack resumes this */
 
         session_send_exited(s);
-        log_debug("Session %u (pid %i) ended: code %i, signal %i.", s->id, s->pid, s->exit_code,
-                  s->exit_signal);
+        session_log(s, false);
         session_free(s);
 }
 
@@ -105,7 +147,7 @@ static int session_pidfd_event(sd_event_source *es, int fd, uint32_t revents, vo
         (void) sd_event_source_set_enabled(es, SD_EVENT_OFF);
         s->timeout_source = sd_event_source_disable_unref(s->timeout_source);
 
-        session_maybe_finish(s);
+        session_finish(s);
         return 0;
 }
 
@@ -142,7 +184,7 @@ void session_orphan(Session *s) {
         session_output_update(s);
 
         if (s->leader_exited) {
-                session_maybe_finish(s);
+                session_finish(s);
                 return;
         }
 
@@ -422,6 +464,7 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
 int session_activate(Session *s) {
         int r;
 
+        session_log(s, true);
         r = sd_event_source_set_enabled(s->pidfd_source, SD_EVENT_ON);
         if (r < 0)
                 return r;

@@ -72,6 +72,9 @@ int session_resize(Session *s, unsigned rows, unsigned cols);
 int session_write_stdin(Session *s, const void *data, size_t size, sd_bus_error *error);
 int session_close_stdin(Session *s);
 void session_ack(Session *s, uint64_t bytes);
+/* Once the leader has exited: relays what is left, then sends Exited and frees the session;
+ * waits for Ack instead while the output window is full. */
+void session_finish(Session *s);
 /* The owner went away: SIGHUP now, SIGKILL after a grace period, output discarded. */
 void session_orphan(Session *s);
 /* Kills and reaps without waiting, for daemon shutdown. */
