@@ -5,11 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <systemd/sd-journal.h>
+
 #include "bus-error.h"
 #include "env.h"
 #include "exec-request.h"
 #include "log.h"
 #include "parse.h"
+#include "polkit.h"
 #include "session.h"
 #include "strv.h"
 #include "user.h"
@@ -22,21 +26,89 @@ static int reply_errno(sd_bus_error *error, int r, const char *what) {
         return sd_bus_error_set_errnof(error, r, "%s: %s", what, strerror(-r));
 }
 
-/* Looks up a session the caller may see: its owner's uid, or root. */
-static int session_from_message(Manager *m, sd_bus_message *msg, uint32_t id, Session **ret,
-                                sd_bus_error *error) {
+static void log_denial(const Client *c, const char *action, const char *what) {
+        (void) sd_journal_send("MESSAGE=Denied %s to uid %u (%s).", what, (unsigned) c->uid,
+                               c->name ?: "peer-to-peer", "PRIORITY=5", "SANDBOXD_EVENT=denied",
+                               "SANDBOXD_CALLER_UID=%u", (unsigned) c->uid,
+                               "SANDBOXD_CALLER=%s", c->name ?: "peer-to-peer",
+                               "SANDBOXD_ACTION=%s", action, NULL);
+        if (!getenv("JOURNAL_STREAM"))
+                log_notice("Denied %s to uid %u (%s).", what, (unsigned) c->uid, c->name ?: "peer-to-peer");
+}
+
+/* Looks up a session the caller may act on: its owner's uid and root always; on the bus, others
+ * with polkit's "manage". Returns 0 with *ret set, 0 with *ret NULL when polkit is being asked
+ * (the handler returns 1 and is called again), or a negative errno with error set. */
+static int session_from_message(Manager *m, sd_bus_message *msg, uint32_t id, bool manage,
+                                Session **ret, sd_bus_error *error) {
+        _cleanup_free_ char *sid = NULL;
         Client *c;
         Session *s;
         int r;
 
+        *ret = NULL;
         r = client_from_message(m, msg, &c);
         if (r < 0)
                 return reply_errno(error, r, "Cannot identify the caller");
         s = hashmap_get(m->sessions, UINT_TO_PTR(id));
-        if (!s || (c->uid != 0 && c->uid != s->owner_uid))
+        if (s && (c->uid == 0 || c->uid == s->owner_uid)) {
+                *ret = s;
+                return 0;
+        }
+        if (!s || !manage || c->p2p)
                 return sd_bus_error_setf(error, SANDBOX_ERROR_NO_SUCH_SESSION, "No session %u.", id);
+
+        if (asprintf(&sid, "%u", id) < 0)
+                return -ENOMEM;
+        r = polkit_check(msg, POLKIT_ACTION_MANAGE,
+                         (const char *[]) { "session", sid, "user", s->user_name, NULL },
+                         c->uid, &m->polkit_registry, error);
+        if (r == 0)
+                return 0;
+        if (r < 0) {
+                log_denial(c, POLKIT_ACTION_MANAGE, "control of another user's session");
+                /* To someone who may not manage it, it does not exist. */
+                sd_bus_error_free(error);
+                return sd_bus_error_setf(error, SANDBOX_ERROR_NO_SUCH_SESSION, "No session %u.", id);
+        }
         *ret = s;
         return 0;
+}
+
+/* Exec as oneself needs "exec", as anyone else "exec-as-user"; root needs neither. Peer-to-peer
+ * callers have no bus name to ask polkit about: the socket's mode admitted them, as themselves. */
+static int authorize_exec(Manager *m, sd_bus_message *msg, Client *c, const ExecRequest *req,
+                          const UserInfo *u, sd_bus_error *error) {
+        _cleanup_free_ char *cmdline = NULL, *uid = NULL;
+        const char *action;
+        int r;
+
+        if (c->uid == 0)
+                return 1;
+        if (c->p2p) {
+                if (u->uid == c->uid)
+                        return 1;
+                log_denial(c, POLKIT_ACTION_EXEC_AS_USER, "Exec as another user");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Not allowed to run commands as user '%s' on this socket.",
+                                         u->name);
+        }
+
+        action = u->uid == c->uid ? POLKIT_ACTION_EXEC : POLKIT_ACTION_EXEC_AS_USER;
+        cmdline = strv_join(req->argv, " ");
+        if (!cmdline || asprintf(&uid, "%u", (unsigned) u->uid) < 0)
+                return -ENOMEM;
+        r = polkit_check(msg, action,
+                         (const char *[]) {
+                                 "user", u->name,
+                                 "uid", uid,
+                                 "command_line", cmdline,
+                                 "profile", profile_to_string(req->profile),
+                                 NULL },
+                         c->uid, &m->polkit_registry, error);
+        if (r < 0)
+                log_denial(c, action, "Exec");
+        return r;
 }
 
 static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -70,10 +142,12 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return reply_errno(error, r, "Cannot resolve the user");
 
-        /* authorize: polkit comes here; until then only root may run as someone else. */
-        if (c->uid != 0 && u.uid != c->uid)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
-                                         "Not allowed to run commands as user '%s'.", u.name);
+        /* authorize */
+        r = authorize_exec(m, msg, c, &req, &u, error);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return 1; /* polkit is asked; this call is dispatched again with the answer */
         if (u.uid != c->uid && c->uid != 0) {
                 loader = env_find_loader_variable(req.env);
                 if (loader)
@@ -124,9 +198,11 @@ static int method_signal(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         if (!signal_valid(sig))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid 'signal': %i is not a signal number (1..64).", sig);
-        r = session_from_message(m, msg, id, &s, error);
+        r = session_from_message(m, msg, id, true, &s, error);
         if (r < 0)
                 return r;
+        if (!s)
+                return 1;
         r = session_signal(s, sig);
         if (r < 0)
                 return reply_errno(error, r, "Cannot send the signal");
@@ -147,9 +223,11 @@ static int method_resize(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid 'rows': must be at least 1.");
         if (cols == 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Invalid 'cols': must be at least 1.");
-        r = session_from_message(m, msg, id, &s, error);
+        r = session_from_message(m, msg, id, true, &s, error);
         if (r < 0)
                 return r;
+        if (!s)
+                return 1;
         if (!s->tty)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
                                          "Session %u runs on pipes, not a terminal.", id);
@@ -173,9 +251,11 @@ static int method_write_stdin(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_read_array(msg, 'y', &data, &size);
         if (r < 0)
                 return r;
-        r = session_from_message(m, msg, id, &s, error);
+        r = session_from_message(m, msg, id, true, &s, error);
         if (r < 0)
                 return r;
+        if (!s)
+                return 1;
         r = session_write_stdin(s, data, size, error);
         if (r < 0)
                 return reply_errno(error, r, "Cannot write to stdin");
@@ -191,9 +271,11 @@ static int method_close_stdin(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_read(msg, "u", &id);
         if (r < 0)
                 return r;
-        r = session_from_message(m, msg, id, &s, error);
+        r = session_from_message(m, msg, id, true, &s, error);
         if (r < 0)
                 return r;
+        if (!s)
+                return 1;
         r = session_close_stdin(s);
         if (r < 0)
                 return reply_errno(error, r, "Cannot close stdin");
@@ -210,9 +292,11 @@ static int method_ack(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(msg, "ut", &id, &bytes);
         if (r < 0)
                 return r;
-        r = session_from_message(m, msg, id, &s, error);
+        r = session_from_message(m, msg, id, false, &s, error);
         if (r < 0)
                 return r;
+        if (!s)
+                return 1;
         /* Reply first: the ack may finish the session and send Exited. */
         r = sd_bus_reply_method_return(msg, NULL);
         session_ack(s, bytes);

@@ -9,6 +9,7 @@
 
 #include "listen.h"
 #include "log.h"
+#include "polkit.h"
 #include "manager.h"
 #include "session.h"
 
@@ -93,6 +94,7 @@ Manager *manager_free(Manager *m) {
         hashmap_free(m->p2p_by_bus);
         hashmap_free(m->sessions_per_uid);
         profile_program_free(m->profile_program);
+        polkit_registry_free(m->polkit_registry);
         free(m->read_buffer);
         free(m);
         return NULL;

@@ -78,6 +78,7 @@ struct Manager {
         sd_event_source *drain_source;
 
         ProfileProgram *profile_program;
+        Hashmap *polkit_registry;       /* pending and answered polkit queries */
         gid_t tty_gid;                  /* group of PTYs, as a login terminal */
         uint8_t *read_buffer;           /* OUTPUT_CHUNK_MAX bytes shared by all sessions */
 };

@@ -187,7 +187,9 @@ static int child_main(void *userdata) {
 
 /* The daemon's side. */
 
+#if !HAVE_SANITIZER
 static void *child_stack = NULL;
+#endif
 
 int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailure *failure) {
         _cleanup_close_pair_ int pipefd[2] = { -EBADF, -EBADF };
