@@ -465,6 +465,7 @@ int session_activate(Session *s) {
         int r;
 
         session_log(s, true);
+        manager_check_idle(s->manager);
         r = sd_event_source_set_enabled(s->pidfd_source, SD_EVENT_ON);
         if (r < 0)
                 return r;
