@@ -160,7 +160,10 @@ static int on_check_authorization_reply(sd_bus_message *reply, void *userdata, s
                             e->name, e->message ?: "(no message)");
                 q->state = QUERY_FAILED;
         } else {
-                r = sd_bus_message_read(reply, "(bb", &authorized, &challenge);
+                /* (bba{ss}): is_authorized, is_challenge, details (unused) */
+                r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
                 if (r < 0) {
                         log_warning_errno(r, "polkit's answer about %s for %s is malformed, denying: %m",
                                           q->action, q->sender);
