@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* sandboxctl exec's command line, parsed, and turned into the options of an Exec call. */
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "exec-options.h"
+#include "sandboxctl.h"
+
+void exec_args_done(ExecArgs *a) {
+        for (size_t i = 0; i < a->n_rlimits; i++)
+                free(a->rlimits[i].name);
+        free(a->rlimits);
+        free(a->env);
+}
+
+static int parse_rlimit_value(const char *s, uint64_t *ret) {
+        if (strcmp(s, "infinity") == 0 || strcmp(s, "unlimited") == 0) {
+                *ret = UINT64_MAX;
+                return 0;
+        }
+        return parse_uint64(s, ret);
+}
+
+/* NAME=SOFT[:HARD]; NAME as the daemon knows it ("nofile"), also accepted as NOFILE or RLIMIT_NOFILE. */
+static int parse_rlimit(const char *s, Rlimit *ret) {
+        _cleanup_free_ char *name = NULL, *soft = NULL;
+        const char *eq = strchr(s, '='), *colon;
+        int r;
+
+        if (!eq || eq == s)
+                return -EINVAL;
+        if (strncasecmp(s, "RLIMIT_", 7) == 0 && eq - s > 7)
+                s += 7;
+        name = strndup(s, (size_t) (eq - s));
+        if (!name)
+                return -ENOMEM;
+        for (char *p = name; *p; p++)
+                *p = (char) tolower((unsigned char) *p);
+
+        colon = strchr(eq + 1, ':');
+        soft = strndup(eq + 1, colon ? (size_t) (colon - eq - 1) : strlen(eq + 1));
+        if (!soft)
+                return -ENOMEM;
+        r = parse_rlimit_value(soft, &ret->soft);
+        if (r < 0)
+                return r;
+        if (colon) {
+                r = parse_rlimit_value(colon + 1, &ret->hard);
+                if (r < 0)
+                        return r;
+        } else
+                ret->hard = ret->soft;
+
+        ret->name = TAKE_PTR(name);
+        return 0;
+}
+
+/* Whole or fractional seconds, to microseconds. */
+static int parse_timeout(const char *s, uint64_t *ret) {
+        const char *dot = strchr(s, '.');
+        _cleanup_free_ char *whole = NULL;
+        uint64_t sec, usec = 0, scale = 100000;
+        int r;
+
+        whole = strndup(s, dot ? (size_t) (dot - s) : strlen(s));
+        if (!whole)
+                return -ENOMEM;
+        r = parse_uint64(whole, &sec);
+        if (r < 0)
+                return r;
+        if (dot) {
+                if (!isdigit((unsigned char) dot[1]))
+                        return -EINVAL;
+                for (const char *p = dot + 1; *p; p++) {
+                        if (!isdigit((unsigned char) *p))
+                                return -EINVAL;
+                        usec += (uint64_t) (*p - '0') * scale;
+                        scale /= 10;
+                }
+        }
+        if (sec > (UINT64_MAX - usec) / 1000000)
+                return -ERANGE;
+        *ret = sec * 1000000 + usec;
+        return 0;
+}
+
+int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
+        enum {
+                ARG_CWD = 0x100,
+                ARG_RLIMIT,
+                ARG_PROFILE,
+                ARG_TIMEOUT,
+        };
+        static const struct option options[] = {
+                { "help",    no_argument,       NULL, 'h' },
+                { "tty",     no_argument,       NULL, 't' },
+                { "user",    required_argument, NULL, 'u' },
+                { "cwd",     required_argument, NULL, ARG_CWD },
+                { "env",     required_argument, NULL, 'e' },
+                { "rlimit",  required_argument, NULL, ARG_RLIMIT },
+                { "profile", required_argument, NULL, ARG_PROFILE },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                {}
+        };
+        int c, r;
+
+        /* '+': the first non-option is the command; everything after it is the command's. */
+        while ((c = getopt_long(argc, argv, "+:htu:e:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        print_help();
+                        return 0;
+                case 't':
+                        a->tty = true;
+                        break;
+                case 'u':
+                        a->user = optarg;
+                        break;
+                case ARG_CWD:
+                        a->cwd = optarg;
+                        break;
+                case 'e': {
+                        char **env;
+
+                        if (!strchr(optarg, '=') || optarg[0] == '=') {
+                                log_usage_error("invalid environment entry '%s', expected KEY=VALUE",
+                                                optarg);
+                                return -EINVAL;
+                        }
+                        env = realloc(a->env, (a->n_env + 1) * sizeof(char *));
+                        if (!env)
+                                return log_error_errno(-ENOMEM, "out of memory");
+                        a->env = env;
+                        a->env[a->n_env++] = optarg;
+                        break;
+                }
+                case ARG_RLIMIT: {
+                        Rlimit *l = realloc(a->rlimits, (a->n_rlimits + 1) * sizeof(Rlimit));
+
+                        if (!l)
+                                return log_error_errno(-ENOMEM, "out of memory");
+                        a->rlimits = l;
+                        r = parse_rlimit(optarg, &a->rlimits[a->n_rlimits]);
+                        if (r == -ENOMEM)
+                                return log_error_errno(r, "out of memory");
+                        if (r < 0) {
+                                log_usage_error("invalid resource limit '%s', expected NAME=SOFT[:HARD]",
+                                                optarg);
+                                return -EINVAL;
+                        }
+                        a->n_rlimits++;
+                        break;
+                }
+                case ARG_PROFILE:
+                        a->profile = optarg;
+                        break;
+                case ARG_TIMEOUT:
+                        r = parse_timeout(optarg, &a->timeout_usec);
+                        if (r == -ENOMEM)
+                                return log_error_errno(r, "out of memory");
+                        if (r < 0) {
+                                log_usage_error("invalid timeout '%s', expected seconds", optarg);
+                                return -EINVAL;
+                        }
+                        a->have_timeout = true;
+                        break;
+                default:
+                        log_getopt_error(c, argv);
+                        return -EINVAL;
+                }
+
+        if (optind >= argc) {
+                log_usage_error("exec needs a command");
+                return -EINVAL;
+        }
+        a->command = argv + optind;
+        return 1;
+}
+
+static bool env_has(const ExecArgs *a, const char *key) {
+        size_t n = strlen(key);
+
+        for (size_t i = 0; i < a->n_env; i++)
+                if (strncmp(a->env[i], key, n) == 0 && a->env[i][n] == '=')
+                        return true;
+        return false;
+}
+
+static int append_option_open(sd_bus_message *m, const char *key, const char *type) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", key);
+        if (r < 0)
+                return r;
+        return sd_bus_message_open_container(m, 'v', type);
+}
+
+static int append_option_close(sd_bus_message *m) {
+        int r;
+
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* A scalar option: ("key", <value>) */
+#define APPEND_OPTION(m, key, type, ...)                                        \
+        ({                                                                      \
+                int _r = append_option_open(m, key, type);                      \
+                if (_r >= 0)                                                    \
+                        _r = sd_bus_message_append(m, type, __VA_ARGS__);       \
+                if (_r >= 0)                                                    \
+                        _r = append_option_close(m);                            \
+                _r;                                                             \
+        })
+
+static int append_env(sd_bus_message *m, const ExecArgs *a, const char *term) {
+        int r;
+
+        r = append_option_open(m, "env", "as");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        if (term) {
+                _cleanup_free_ char *entry = NULL;
+
+                if (asprintf(&entry, "TERM=%s", term) < 0)
+                        return -ENOMEM;
+                r = sd_bus_message_append(m, "s", entry);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < a->n_env; i++) {
+                r = sd_bus_message_append(m, "s", a->env[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return append_option_close(m);
+}
+
+static int append_rlimits(sd_bus_message *m, const ExecArgs *a) {
+        int r;
+
+        r = append_option_open(m, "rlimits", "a(stt)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "(stt)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < a->n_rlimits; i++) {
+                r = sd_bus_message_append(m, "(stt)", a->rlimits[i].name, a->rlimits[i].soft,
+                                          a->rlimits[i].hard);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return append_option_close(m);
+}
+
+int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, bool pass_fds, uint64_t output_window) {
+        const char *term = NULL;
+        int r = 0;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+
+        if (a->tty) {
+                struct winsize ws = {};
+
+                r = APPEND_OPTION(m, "tty", "b", true);
+                if (r < 0)
+                        return r;
+                if (terminal_get_size(&ws)) {
+                        r = APPEND_OPTION(m, "rows", "q", (uint16_t) ws.ws_row);
+                        if (r < 0)
+                                return r;
+                        r = APPEND_OPTION(m, "cols", "q", (uint16_t) ws.ws_col);
+                        if (r < 0)
+                                return r;
+                }
+                term = getenv("TERM");
+                if (term && (term[0] == 0 || env_has(a, "TERM")))
+                        term = NULL;
+        }
+
+        if (a->n_env > 0 || term) {
+                r = append_env(m, a, term);
+                if (r < 0)
+                        return r;
+        }
+        if (a->user) {
+                r = APPEND_OPTION(m, "user", "s", a->user);
+                if (r < 0)
+                        return r;
+        }
+        if (a->cwd) {
+                r = APPEND_OPTION(m, "cwd", "s", a->cwd);
+                if (r < 0)
+                        return r;
+        }
+        if (a->profile) {
+                r = APPEND_OPTION(m, "profile", "s", a->profile);
+                if (r < 0)
+                        return r;
+        }
+        if (a->have_timeout) {
+                r = APPEND_OPTION(m, "timeout-usec", "t", a->timeout_usec);
+                if (r < 0)
+                        return r;
+        }
+        if (a->n_rlimits > 0) {
+                r = append_rlimits(m, a);
+                if (r < 0)
+                        return r;
+        }
+        if (pass_fds) {
+                r = APPEND_OPTION(m, "stdin", "h", STDIN_FILENO);
+                if (r >= 0)
+                        r = APPEND_OPTION(m, "stdout", "h", STDOUT_FILENO);
+                if (r >= 0)
+                        r = APPEND_OPTION(m, "stderr", "h", STDERR_FILENO);
+                if (r < 0)
+                        return r;
+        }
+        if (output_window > 0) {
+                r = APPEND_OPTION(m, "output-window", "t", output_window);
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_close_container(m);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* sandboxctl exec's command line, parsed, and turned into the options of an Exec call. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+typedef struct Rlimit {
+        char *name;
+        uint64_t soft;
+        uint64_t hard;
+} Rlimit;
+
+typedef struct ExecArgs {
+        bool tty;
+        const char *user;
+        const char *cwd;
+        const char *profile;
+        bool have_timeout;
+        uint64_t timeout_usec;
+        char **env;             /* the strings are borrowed from argv */
+        size_t n_env;
+        Rlimit *rlimits;
+        size_t n_rlimits;
+        char **command;         /* borrowed from argv */
+} ExecArgs;
+
+/* Returns 1 to go on, 0 after --help, -EINVAL after a usage error (printed), other < 0 on failure. */
+int exec_args_parse(int argc, char *argv[], ExecArgs *a);
+void exec_args_done(ExecArgs *a);
+
+/* Appends the a{sv} of options for Exec: the parsed ones, the terminal's size and $TERM with --tty,
+ * our fds 0, 1, 2 with pass_fds, and the flow control window when output_window > 0. */
+int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, bool pass_fds, uint64_t output_window);
