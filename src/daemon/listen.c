@@ -79,7 +79,9 @@ static int listener_serve(Listener *l, int fd) {
         r = sd_bus_set_server(bus, true, id);
         if (r < 0)
                 return r;
-        r = sd_bus_set_anonymous(bus, false);
+        /* vsock carries no credentials, so EXTERNAL cannot succeed there; its peers are the
+         * default user whatever they claim. Elsewhere the kernel's credentials are required. */
+        r = sd_bus_set_anonymous(bus, socket_family(fd) == AF_VSOCK);
         if (r < 0)
                 return r;
         r = sd_bus_negotiate_fds(bus, true);
