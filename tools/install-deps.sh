@@ -10,7 +10,7 @@ packages=(
         # man pages
         xsltproc docbook-xsl docbook-xml
         # the real parts the tests run against
-        dbus-daemon dbus-bin polkitd systemd-container util-linux procps tmux
+        dbus-daemon dbus-bin polkitd systemd-container util-linux procps tmux bash-completion
         # the test runner
         python3 python3-pytest python3-jeepney
 )

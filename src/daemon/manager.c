@@ -165,7 +165,8 @@ void manager_check_idle(Manager *m) {
                           n_sessions == 1 ? "" : "s", m->n_p2p_clients + (unsigned) hashmap_size(m->bus_clients),
                           m->n_p2p_clients + hashmap_size(m->bus_clients) == 1 ? "" : "s");
 
-        if (m->idle_timeout_usec == 0 || !m->event)
+        if (m->idle_timeout_usec == 0 || !m->event || m->exiting ||
+            sd_event_get_state(m->event) == SD_EVENT_EXITING || sd_event_get_state(m->event) == SD_EVENT_FINISHED)
                 return;
         if (!idle) {
                 (void) sd_event_source_set_enabled(m->idle_source, SD_EVENT_OFF);

@@ -420,6 +420,10 @@ def test_p2p_begin_and_first_call_together(p2p_harness):
         conn.close()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    'known limitation of sd-bus 252: fds that arrive in the same read as BEGIN make its server '
+    'side fail authentication (bus_socket_read_auth returns -EIO); documented in '
+    'org.example.Sandbox1(5). Clients send one call without fds first, as Hello does.'))
 def test_p2p_begin_and_first_call_with_fd_together(p2p_harness, tmpdir_public):
     """Same, with a unix fd in the first call (Exec with 'stdin')."""
     p2p_harness.start()
