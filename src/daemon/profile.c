@@ -35,7 +35,11 @@
  *
  *         and so does ioctl(2) when the low 32 bits of its request argument are TIOCSTI
  *         (faking terminal input) or TIOCLINUX; the upper bits are ignored, so setting them
- *         does not get past the filter. All other system calls are allowed.
+ *         does not get past the filter. Since unshare is refused, clone(2) with any of the
+ *         namespace flags (CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUTS,
+ *         CLONE_NEWIPC, CLONE_NEWCGROUP) fails with EPERM too, and clone3(2), whose flags a
+ *         filter cannot inspect, fails with ENOSYS so that the C library falls back to clone(2).
+ *         All other system calls are allowed.
  *
  *         The filter covers the native system call ABI and its compatibility ABIs (on x86-64:
  *         x86-64, i386 and x32); a system call that does not exist on one of them is simply not
@@ -46,6 +50,7 @@
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -96,6 +101,12 @@ static const char *const restricted_syscalls[] = {
         "acct",
         "quotactl",
         "open_by_handle_at",
+};
+
+/* Namespace flags clone() may not use, as unshare() may not be called. */
+static const uint64_t restricted_clone_flags[] = {
+        CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC,
+        CLONE_NEWCGROUP,
 };
 
 static const unsigned long restricted_ioctls[] = {
@@ -224,6 +235,27 @@ static int seccomp_new_for_arch(uint32_t arch, uint32_t native, scmp_filter_ctx 
                         if (r < 0)
                                 return r;
                 }
+
+        /* unshare() is refused, so clone() must not create namespaces either; clone3() passes its
+         * flags in memory, where a filter cannot see them, so it reports ENOSYS and libc falls
+         * back to clone(). s390 swaps clone()'s first two arguments. */
+        if (syscall_exists(arch, "clone"))
+                for (size_t i = 0; i < ELEMENTSOF(restricted_clone_flags); i++) {
+                        bool s390 = arch == SCMP_ARCH_S390 || arch == SCMP_ARCH_S390X;
+
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                             s390 ? SCMP_A1(SCMP_CMP_MASKED_EQ, restricted_clone_flags[i],
+                                                            restricted_clone_flags[i])
+                                                  : SCMP_A0(SCMP_CMP_MASKED_EQ, restricted_clone_flags[i],
+                                                            restricted_clone_flags[i]));
+                        if (r < 0)
+                                return r;
+                }
+        if (syscall_exists(arch, "clone3")) {
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), seccomp_syscall_resolve_name("clone3"), 0);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = TAKE_PTR(ctx);
         return 0;

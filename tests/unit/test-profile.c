@@ -201,6 +201,12 @@ static void probe_restricted(const char *who) {
         check_errno(who, "umount2", umount2("/tmp", MNT_DETACH), EPERM);
         check_errno(who, "unshare(CLONE_NEWUSER)", unshare(CLONE_NEWUSER), EPERM);
         check_errno(who, "unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS), EPERM);
+        /* The same namespaces through clone(), and clone3(), whose flags a filter cannot see. */
+        check_errno(who, "clone(CLONE_NEWUSER)",
+                    syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, 0), EPERM);
+        check_errno(who, "clone(CLONE_NEWNET)",
+                    syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, NULL, NULL, NULL, 0), EPERM);
+        check_errno(who, "clone3", syscall(SYS_clone3, NULL, 0), ENOSYS);
         /* Each of these fails differently, or succeeds, when the filter lets it through. */
         check_errno(who, "setns", setns(-1, 0), EPERM);
 #ifdef SYS_open_tree
