@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "parse.h"
+#include "spawn.h"
 #include "strv.h"
 #include "user.h"
 
@@ -198,6 +199,9 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up fds 0..2: %m");
         raise_nofile();
+        r = spawn_init();
+        if (r < 0)
+                return log_error_errno(r, "Cannot reserve fds for spawning: %m");
         /* A client that goes away mid-write must not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);
 

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/close_range.h>
 
 #include "macro.h"
 #include "spawn.h"
@@ -20,6 +21,24 @@
 /* The child runs on this stack while the daemon waits for its exec (CLONE_VFORK), so one stack
  * serves every spawn. */
 #define CHILD_STACK_SIZE (256 * 1024)
+
+/* Low fds reserved at startup, pointing at /dev/null while unused. Before each spawn the child's
+ * stdin, stdout, stderr, controlling terminal and error pipe are put there, so that the child
+ * can share our fd table (CLONE_FILES) and unshare only the fds up to the last slot: copying a
+ * table of thousands of session fds for every spawn would make Exec slower the more sessions
+ * the daemon holds. */
+enum {
+        SLOT_STDIN,
+        SLOT_STDOUT,
+        SLOT_STDERR,
+        SLOT_TTY,
+        SLOT_ERROR,
+        _SLOT_MAX,
+};
+
+static int slots[_SLOT_MAX] = { -EBADF, -EBADF, -EBADF, -EBADF, -EBADF };
+static int devnull = -EBADF;
+static int last_slot = -EBADF;
 
 typedef struct ChildArgs {
         const SpawnParams *p;
@@ -55,11 +74,10 @@ static int child_reset_signals(void) {
         return 0;
 }
 
-static int child_setup_fds(const SpawnParams *p, int error_fd) {
+static int child_setup_fds(int error_fd) {
         for (int i = 0; i < 3; i++)
-                /* The daemon keeps 0..2 occupied, so p->fds[i] >= 3 and dup2 clears
-                 * O_CLOEXEC on the copy. */
-                if (dup2(p->fds[i], i) < 0)
+                /* The slots are above 2, and dup2 clears O_CLOEXEC on the copy. */
+                if (dup2(slots[SLOT_STDIN + i], i) < 0)
                         return -errno;
         /* Everything else goes, but the error pipe, which O_CLOEXEC closes at exec. */
         if (error_fd > 3 && syscall(SYS_close_range, 3U, (unsigned) error_fd - 1, 0U) < 0)
@@ -143,11 +161,14 @@ static int child_main(void *userdata) {
         const char *stage = NULL;
         int r;
 
+        /* Our own copy of the fd table, of the fds up to the last slot only. */
+        if (syscall(SYS_close_range, (unsigned) last_slot + 1, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+                child_fail(a->error_fd, "fds", errno);
         if (child_reset_signals() < 0)
                 child_fail(a->error_fd, "signals", errno);
         if (setsid() < 0)
                 child_fail(a->error_fd, "setsid", errno);
-        if (p->tty >= 0 && ioctl(p->tty, TIOCSCTTY, 0) < 0)
+        if (p->tty >= 0 && ioctl(slots[SLOT_TTY], TIOCSCTTY, 0) < 0)
                 child_fail(a->error_fd, "controlling-terminal", errno);
         if (a->error_fd <= 2)
                 child_fail(a->error_fd, "fds", EBADF);
@@ -177,7 +198,7 @@ static int child_main(void *userdata) {
         if (r < 0)
                 child_fail(a->error_fd, stage ?: "seccomp", -r);
 
-        r = child_setup_fds(p, a->error_fd);
+        r = child_setup_fds(a->error_fd);
         if (r < 0)
                 child_fail(a->error_fd, "fds", -r);
 
@@ -191,6 +212,35 @@ static int child_main(void *userdata) {
 static void *child_stack = NULL;
 #endif
 
+int spawn_init(void) {
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                return -errno;
+        for (int i = 0; i < _SLOT_MAX; i++) {
+                slots[i] = fcntl(devnull, F_DUPFD_CLOEXEC, 3);
+                if (slots[i] < 0)
+                        return -errno;
+                last_slot = MAX(last_slot, slots[i]);
+        }
+        return 0;
+}
+
+/* Points the slots at the child's fds (or back at /dev/null when fds is NULL). */
+static int slots_set(const SpawnParams *p, int error_fd) {
+        int want[_SLOT_MAX] = {
+                p ? p->fds[0] : devnull,
+                p ? p->fds[1] : devnull,
+                p ? p->fds[2] : devnull,
+                p && p->tty >= 0 ? p->tty : devnull,
+                p ? error_fd : devnull,
+        };
+
+        for (int i = 0; i < _SLOT_MAX; i++)
+                if (dup3(want[i], slots[i], O_CLOEXEC) < 0)
+                        return -errno;
+        return 0;
+}
+
 int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailure *failure) {
         _cleanup_close_pair_ int pipefd[2] = { -EBADF, -EBADF };
         sigset_t all, saved;
@@ -202,9 +252,16 @@ int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailu
 
         *failure = (SpawnFailure) { .stage = "fork" };
 
+        if (last_slot < 0)
+                return -(failure->error = EBADF); /* spawn_init() was not called */
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -(failure->error = errno);
-        args = (ChildArgs) { .p = p, .error_fd = pipefd[1] };
+        if (slots_set(p, pipefd[1]) < 0) {
+                failure->error = errno;
+                (void) slots_set(NULL, -EBADF);
+                return -failure->error;
+        }
+        args = (ChildArgs) { .p = p, .error_fd = slots[SLOT_ERROR] };
 
         /* No signal may run a handler of ours in the child before it has reset them. */
         sigfillset(&all);
@@ -230,11 +287,13 @@ int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailu
         /* As posix_spawn does: share memory and sleep until the child has exec'd or died, which
          * costs no page table copy however large the daemon grows. */
         pid = clone(child_main, (char *) child_stack + CHILD_STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+                    CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &args);
 #endif
         if (pid < 0)
                 failure->error = errno;
         (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        /* The child has its own copies by now; ours must not keep its pipe ends open. */
+        (void) slots_set(NULL, -EBADF);
         if (pid < 0)
                 return -failure->error;
 

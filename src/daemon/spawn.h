@@ -41,6 +41,10 @@ typedef struct SpawnFailure {
         int error;                      /* positive errno */
 } SpawnFailure;
 
+/* Reserves the low fds spawn_child() passes the child's fds through. Call it early, before the
+ * daemon opens many fds. */
+int spawn_init(void);
+
 /* Starts the command and returns only once it has been exec'd (0, with pid and a pidfd) or has
  * failed to start (a negative errno, with *failure saying where and why). The child leads a new
  * session and process group. */
