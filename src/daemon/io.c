@@ -19,14 +19,15 @@ static size_t output_budget(Session *s) {
         return (size_t) MIN((uint64_t) OUTPUT_CHUNK_MAX, s->output_window - s->output_unacked);
 }
 
-static bool connection_congested(Session *s) {
+/* Whether the owner's connection has more than 'limit' messages waiting to be written. */
+static bool connection_congested(Session *s, uint64_t limit) {
         uint64_t n;
 
         if (!s->owner)
                 return false;
         if (sd_bus_get_n_queued_write(s->owner->bus, &n) < 0)
                 return false;
-        return n >= OUTPUT_QUEUE_MAX;
+        return n >= limit;
 }
 
 void session_output_update(Session *s) {
@@ -127,7 +128,7 @@ int session_output_event(sd_event_source *es, int fd, uint32_t revents, void *us
         Session *s = userdata;
         unsigned stream = fd == s->out[0].fd ? 0 : 1;
 
-        if (connection_congested(s)) {
+        if (connection_congested(s, OUTPUT_QUEUE_MAX)) {
                 session_pause(s);
                 return 0;
         }
@@ -156,7 +157,9 @@ void manager_resume_paused(Manager *m) {
         Session *s, *n;
 
         LIST_FOREACH_SAFE(paused, s, n, m->paused) {
-                if (connection_congested(s))
+                /* Resume only once the queue is well down, not at the first message written:
+                 * pausing and resuming for each message costs more than the relay itself. */
+                if (connection_congested(s, OUTPUT_QUEUE_LOW))
                         continue;
                 LIST_REMOVE(paused, m->paused, s);
                 s->paused = false;
@@ -215,7 +218,14 @@ static int stdin_flush(Session *s) {
                 stdin_close(s);
                 return 0;
         }
-        (void) sd_event_source_set_enabled(s->stdin_source, s->stdin_head ? SD_EVENT_ON : SD_EVENT_OFF);
+        if (s->stdin_head && !s->stdin_source) {
+                int r = sd_event_add_io(s->manager->event, &s->stdin_source, s->stdin_fd, EPOLLOUT,
+                                        session_stdin_event, s);
+                if (r < 0)
+                        return r;
+        } else if (s->stdin_source)
+                (void) sd_event_source_set_enabled(s->stdin_source,
+                                                   s->stdin_head ? SD_EVENT_ON : SD_EVENT_OFF);
         return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 
 #include "listen.h"
@@ -26,6 +27,7 @@ int manager_new(Manager **ret) {
         m = calloc(1, sizeof(Manager));
         if (!m)
                 return -ENOMEM;
+        m->exit_epoll = -EBADF;
         m->use_bus = true;
         m->max_sessions = DEFAULT_MAX_SESSIONS;
         m->max_sessions_per_user = DEFAULT_MAX_SESSIONS_PER_USER;
@@ -47,6 +49,15 @@ int manager_new(Manager **ret) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
+        m->exit_epoll = epoll_create1(EPOLL_CLOEXEC);
+        if (m->exit_epoll < 0)
+                return -errno;
+        r = sd_event_add_io(m->event, &m->exit_source, m->exit_epoll, EPOLLIN, manager_exit_event, m);
+        if (r < 0)
+                return r;
+        /* Exits are handled after the output that is ready in the same iteration. */
+        (void) sd_event_source_set_priority(m->exit_source, SD_EVENT_PRIORITY_NORMAL + 10);
+
         r = sd_event_add_post(m->event, &m->drain_source, manager_drain_event, m);
         if (r < 0)
                 return r;
@@ -87,6 +98,8 @@ Manager *manager_free(Manager *m) {
 
         sd_event_source_disable_unref(m->idle_source);
         sd_event_source_disable_unref(m->drain_source);
+        sd_event_source_disable_unref(m->exit_source);
+        safe_close(m->exit_epoll);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         hashmap_free(m->sessions);

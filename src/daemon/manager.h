@@ -31,6 +31,8 @@ typedef struct Session Session;
 #define OUTPUT_CHUNK_MAX (64 * 1024)
 /* Reading stops while a connection has more than this many messages queued for writing. */
 #define OUTPUT_QUEUE_MAX 64
+/* ... and resumes once it is down to this many. */
+#define OUTPUT_QUEUE_LOW 16
 /* Bytes of WriteStdin data a session may have queued and not yet written. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
 /* How long a session whose owner left has after SIGHUP before SIGKILL. */
@@ -74,6 +76,8 @@ struct Manager {
         uint64_t idle_timeout_usec;
         sd_event_source *idle_source;
 
+        int exit_epoll;                 /* every session's pidfd, see manager_exit_event() */
+        sd_event_source *exit_source;
         Session *paused;                /* sessions waiting for their connection to drain */
         sd_event_source *drain_source;
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -123,18 +124,18 @@ void session_finish(Session *s) {
         session_free(s);
 }
 
-static int session_pidfd_event(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        Session *s = userdata;
+/* The command's own process has exited: record how, and finish once its output is relayed. */
+static void session_exited(Session *s) {
         siginfo_t si = {};
 
         /* WNOWAIT: the leader stays a zombie, so its pid and process group id stay ours until
          * the session is freed. */
         if (waitid(P_PIDFD, (id_t) s->pidfd, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
                 log_warning_errno(errno, "Session %u: waitid failed: %m", s->id);
-                return 0;
+                return;
         }
         if (si.si_pid == 0)
-                return 0;
+                return;
 
         s->leader_exited = true;
         if (si.si_code == CLD_EXITED) {
@@ -144,10 +145,29 @@ static int session_pidfd_event(sd_event_source *es, int fd, uint32_t revents, vo
                 s->exit_code = -1;
                 s->exit_signal = si.si_status;
         }
-        (void) sd_event_source_set_enabled(es, SD_EVENT_OFF);
+        /* It stays readable: stop watching it, in case Exited has to wait for an Ack. */
+        (void) epoll_ctl(s->manager->exit_epoll, EPOLL_CTL_DEL, s->pidfd, NULL);
         s->timeout_source = sd_event_source_disable_unref(s->timeout_source);
 
         session_finish(s);
+}
+
+/* All sessions' pidfds sit in one inner epoll, so that when thousands of commands exit at once
+ * the event loop polls one fd per iteration, not every pidfd that is still ready. */
+int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        struct epoll_event ev[64];
+        int n;
+
+        n = epoll_wait(m->exit_epoll, ev, ELEMENTSOF(ev), 0);
+        if (n < 0) {
+                if (errno != EINTR)
+                        log_warning_errno(errno, "epoll_wait() on the pidfds failed: %m");
+                return 0;
+        }
+        /* Each event is a different session, and finishing one frees only that one. */
+        for (int i = 0; i < n; i++)
+                session_exited(ev[i].data.ptr);
         return 0;
 }
 
@@ -225,7 +245,6 @@ Session *session_free(Session *s) {
                 (void) waitid(P_PIDFD, (id_t) s->pidfd, &(siginfo_t) {}, WEXITED);
         }
 
-        sd_event_source_disable_unref(s->pidfd_source);
         sd_event_source_disable_unref(s->timeout_source);
         sd_event_source_disable_unref(s->kill_source);
         sd_event_source_disable_unref(s->stdin_source);
@@ -424,13 +443,6 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
         LIST_PREPEND(by_owner, owner->sessions, s);
         owner->n_sessions++;
 
-        r = sd_event_add_io(m->event, &s->pidfd_source, s->pidfd, EPOLLIN, session_pidfd_event, s);
-        if (r < 0)
-                return r;
-        /* Exits are handled after the output that is ready in the same iteration. */
-        (void) sd_event_source_set_priority(s->pidfd_source, SD_EVENT_PRIORITY_NORMAL + 10);
-        (void) sd_event_source_set_enabled(s->pidfd_source, SD_EVENT_OFF);
-
         if (req->timeout_usec > 0) {
                 r = sd_event_add_time_relative(m->event, &s->timeout_source, CLOCK_MONOTONIC,
                                                req->timeout_usec, 1000, session_timeout_event, s);
@@ -440,6 +452,20 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
                         return r;
         }
 
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int session_activate(Session *s) {
+        Manager *m = s->manager;
+        int r;
+
+        /* Sources are made here, enabled, rather than disabled at start and enabled now: each
+         * change is a system call on the hot path. The stdin source is made when first needed. */
+        r = epoll_ctl(m->exit_epoll, EPOLL_CTL_ADD, s->pidfd,
+                      &(struct epoll_event) { .events = EPOLLIN, .data.ptr = s });
+        if (r < 0)
+                return -errno;
         for (int i = 0; i < 2; i++) {
                 if (s->out[i].fd < 0)
                         continue;
@@ -447,28 +473,9 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
                                     session_output_event, s);
                 if (r < 0)
                         return r;
-                (void) sd_event_source_set_enabled(s->out[i].source, SD_EVENT_OFF);
         }
-        if (s->stdin_fd >= 0) {
-                r = sd_event_add_io(m->event, &s->stdin_source, s->stdin_fd, EPOLLOUT,
-                                    session_stdin_event, s);
-                if (r < 0)
-                        return r;
-                (void) sd_event_source_set_enabled(s->stdin_source, SD_EVENT_OFF);
-        }
-
-        *ret = TAKE_PTR(s);
-        return 0;
-}
-
-int session_activate(Session *s) {
-        int r;
 
         session_log(s, true);
-        manager_check_idle(s->manager);
-        r = sd_event_source_set_enabled(s->pidfd_source, SD_EVENT_ON);
-        if (r < 0)
-                return r;
-        session_output_update(s);
+        manager_check_idle(m);
         return 0;
 }

@@ -35,7 +35,6 @@ struct Session {
 
         pid_t pid;
         int pidfd;
-        sd_event_source *pidfd_source;
         sd_event_source *timeout_source;
         sd_event_source *kill_source;   /* SIGKILL after the grace, once orphaned */
 
@@ -81,6 +80,7 @@ void session_orphan(Session *s);
 void session_kill_now(Session *s);
 
 /* Output relay (io.c). */
+int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 int session_output_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 int session_stdin_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 void session_output_update(Session *s);
