@@ -198,8 +198,10 @@ static int read_option(sd_bus_message *m, ExecRequest *req, const char *key, siz
                 int b;
 
                 r = sd_bus_message_read_basic(m, 'b', &b);
+                if (r < 0)
+                        return r;
                 req->tty = b;
-                return r;
+                return 0;
         }
         if (streq(key, "rows") || streq(key, "cols")) {
                 uint16_t q;
