@@ -25,6 +25,8 @@ static bool connection_congested(Session *s, uint64_t limit) {
 
         if (!s->owner)
                 return false;
+        if (client_output_congested(s->owner))
+                return true;
         if (sd_bus_get_n_queued_write(s->owner->bus, &n) < 0)
                 return false;
         return n >= limit;
@@ -64,6 +66,7 @@ static void output_send(Session *s, unsigned stream, const void *data, size_t si
         }
         if (s->output_window > 0)
                 s->output_unacked += size;
+        client_output_sent(s->owner, size);
 }
 
 static void output_close(Session *s, unsigned stream) {

@@ -55,8 +55,10 @@ int manager_new(Manager **ret) {
         r = sd_event_add_io(m->event, &m->exit_source, m->exit_epoll, EPOLLIN, manager_exit_event, m);
         if (r < 0)
                 return r;
-        /* Exits are handled after the output that is ready in the same iteration. */
-        (void) sd_event_source_set_priority(m->exit_source, SD_EVENT_PRIORITY_NORMAL + 10);
+        /* Exits first: finishing a session drains its output anyway, and it takes its hung-up
+         * pipes out of the loop in batches instead of one dispatch (and one re-poll of every
+         * other ready fd) each. */
+        (void) sd_event_source_set_priority(m->exit_source, SD_EVENT_PRIORITY_NORMAL - 10);
 
         r = sd_event_add_post(m->event, &m->drain_source, manager_drain_event, m);
         if (r < 0)
@@ -228,6 +230,7 @@ Client *client_free(Client *c) {
         } else if (c->name)
                 hashmap_remove(c->manager->bus_clients, c->name);
 
+        sd_bus_slot_unref(c->ping_slot);
         sd_bus_unref(c->bus);
         free(c->name);
         manager_check_idle(c->manager);
@@ -238,6 +241,66 @@ Client *client_free(Client *c) {
 void client_maybe_free(Client *c) {
         if (c && c->gone && c->n_sessions == 0)
                 client_free(c);
+}
+
+static int client_ping(Client *c);
+
+static int client_ping_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Client *c = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        c->ping_slot = sd_bus_slot_unref(c->ping_slot);
+        /* Any answer, even an error from the client, means it has read everything sent before
+         * the ping. No answer in time means it has not: ask again. */
+        if (e && (sd_bus_error_has_name(e, SD_BUS_ERROR_TIMEOUT) || sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))) {
+                (void) client_ping(c);
+                return 0;
+        }
+        if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED) &&
+            streq_ptr(sd_bus_message_get_sender(reply), "org.freedesktop.DBus")) {
+                /* The bus policy does not let us ping (an old policy file?): then this check
+                 * cannot work, and must not hold the client's output back. */
+                if (!c->manager->ping_denied_logged)
+                        log_warning("The bus policy denies pinging clients; a client that stops "
+                                    "reading can stall the daemon's bus connection.");
+                c->manager->ping_denied_logged = true;
+                c->output_unconfirmed = c->output_pinged = 0;
+                c->ping_disabled = true;
+                manager_resume_paused(c->manager);
+                return 0;
+        }
+        c->output_unconfirmed -= MIN(c->output_pinged, c->output_unconfirmed);
+        c->output_pinged = 0;
+        if (c->output_unconfirmed >= BUS_OUTPUT_UNCONFIRMED_MAX)
+                (void) client_ping(c);
+        manager_resume_paused(c->manager);
+        return 0;
+}
+
+static int client_ping(Client *c) {
+        int r;
+
+        c->output_pinged = c->output_unconfirmed;
+        r = sd_bus_call_method_async(c->bus, &c->ping_slot, c->name, "/", "org.freedesktop.DBus.Peer",
+                                     "Ping", client_ping_reply, c, NULL);
+        if (r < 0) {
+                /* Cannot ask: do not hold the client's output back on our account. */
+                c->output_unconfirmed = c->output_pinged = 0;
+                return log_debug_errno(r, "Cannot ping %s: %m", c->name);
+        }
+        return 0;
+}
+
+void client_output_sent(Client *c, size_t size) {
+        if (!c->name || c->ping_disabled)
+                return; /* peer-to-peer: the socket itself pushes back */
+        c->output_unconfirmed += size;
+        if (!c->ping_slot && c->output_unconfirmed >= BUS_OUTPUT_UNCONFIRMED_MAX)
+                (void) client_ping(c);
+}
+
+bool client_output_congested(Client *c) {
+        return c->name && c->output_unconfirmed >= 2 * (uint64_t) BUS_OUTPUT_UNCONFIRMED_MAX;
 }
 
 /* The client went away: its sessions are orphaned (SIGHUP, then SIGKILL) and it is freed. */
@@ -258,7 +321,9 @@ static int client_p2p_disconnected(sd_bus_message *msg, void *userdata, sd_bus_e
  * for the next one. So, right after the connection is ready, process what is buffered. */
 static int client_auth_post(sd_event_source *es, void *userdata) {
         Client *c = userdata;
+        Manager *m = c->manager;
         sd_bus *bus;
+        int r = 0;
 
         if (sd_bus_is_ready(c->bus) <= 0)
                 return 0;
@@ -267,8 +332,19 @@ static int client_auth_post(sd_event_source *es, void *userdata) {
 
         /* Processing may free c (a disconnect); hold the bus, not the client. */
         bus = sd_bus_ref(c->bus);
-        for (unsigned i = 0; i < 1024 && sd_bus_process(bus, NULL) > 0; i++)
-                ;
+        for (unsigned i = 0; i < 1024; i++) {
+                r = sd_bus_process(bus, NULL);
+                if (r <= 0)
+                        break;
+        }
+        if (r < 0) {
+                /* A broken message: nothing would wake this connection again. */
+                Client *still = hashmap_get(m->p2p_by_bus, bus);
+
+                log_debug_errno(r, "Dropping a peer-to-peer client that sent garbage: %m");
+                if (still)
+                        client_disconnected(still);
+        }
         sd_bus_unref(bus);
         return 0;
 }
@@ -283,6 +359,20 @@ static int client_auth_timeout(sd_event_source *es, uint64_t usec, void *userdat
         log_info("Peer-to-peer client did not authenticate in time, dropping it.");
         client_disconnected(c);
         return 0;
+}
+
+/* Runs before every call on a peer-to-peer connection: a client that sends calls but does not
+ * read the replies would make them pile up in our memory. */
+static int client_p2p_filter(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Client *c = userdata;
+        uint64_t n;
+
+        if (sd_bus_get_n_queued_write(c->bus, &n) < 0 || n < P2P_WRITE_QUEUE_MAX)
+                return 0;
+        log_warning("Dropping a peer-to-peer client (uid %u) that does not read its replies.",
+                    (unsigned) c->uid);
+        client_disconnected(c);
+        return 1;
 }
 
 int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret) {
@@ -302,6 +392,9 @@ int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret) {
                 goto fail;
         /* Floating slots: they go with the connection, even when it is closed from within one. */
         r = manager_add_object(m, bus, NULL);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_add_filter(bus, NULL, client_p2p_filter, c);
         if (r < 0)
                 goto fail;
         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local",

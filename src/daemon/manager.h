@@ -33,6 +33,12 @@ typedef struct Session Session;
 #define OUTPUT_QUEUE_MAX 64
 /* ... and resumes once it is down to this many. */
 #define OUTPUT_QUEUE_LOW 16
+/* A bus client is pinged once this much Output is in flight to it, and its sessions pause at twice
+ * as much until it answers: on the bus, Output queued in dbus-daemon for a client that does not
+ * read counts against the daemon's own limits there, and would stall every other client. */
+#define BUS_OUTPUT_UNCONFIRMED_MAX (8 * 1024 * 1024)
+/* A peer-to-peer client that lets this many messages pile up unread is disconnected. */
+#define P2P_WRITE_QUEUE_MAX 4096
 /* Bytes of WriteStdin data a session may have queued and not yet written. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
 /* How long a session whose owner left has after SIGHUP before SIGKILL. */
@@ -51,6 +57,10 @@ struct Client {
         sd_event_source *auth_post;     /* processes what came with BEGIN, once ready */
         Session *sessions;
         unsigned n_sessions;
+        uint64_t output_unconfirmed;    /* bus: Output bytes sent since the last answered ping */
+        uint64_t output_pinged;         /* ... of which the pending ping confirms this many */
+        sd_bus_slot *ping_slot;
+        bool ping_disabled;
         bool p2p;
         bool gone;
         LIST_FIELDS(Client, clients);
@@ -83,6 +93,7 @@ struct Manager {
 
         ProfileProgram *profile_program;
         Hashmap *polkit_registry;       /* pending and answered polkit queries */
+        bool ping_denied_logged;
         gid_t tty_gid;                  /* group of PTYs, as a login terminal */
         uint8_t *read_buffer;           /* OUTPUT_CHUNK_MAX bytes shared by all sessions */
 };
@@ -105,6 +116,9 @@ int client_from_message(Manager *m, sd_bus_message *msg, Client **ret);
 Client *client_free(Client *c);
 /* Frees the client if it is gone and holds nothing. */
 void client_maybe_free(Client *c);
+/* Counts Output sent to a bus client and pings it when enough is in flight. */
+void client_output_sent(Client *c, size_t size);
+bool client_output_congested(Client *c);
 
 /* Session limits per owner uid. */
 unsigned manager_sessions_of_uid(Manager *m, uid_t uid);

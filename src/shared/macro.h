@@ -16,6 +16,7 @@
 #define _unlikely_(x) (__builtin_expect(!!(x), 0))
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+#define streq_ptr(a, b) ((a) && (b) ? streq((a), (b)) : (a) == (b))
 #define strempty(s) ((s) ?: "")
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -176,8 +176,32 @@ class Connection(DBusConnectionBase):
             self.replies[msg.header.fields.get(HeaderFields.reply_serial)] = (self.seq, msg)
         elif t == MessageType.signal:
             self.signals.append((self.seq, msg))
-        # method calls to us are not expected; ignore them
+        elif t == MessageType.method_call:
+            self._answer_call(msg)
         return msg
+
+    def _answer_call(self, msg):
+        """Answer Peer.Ping, and anything else with UnknownMethod, as D-Bus libraries do: the
+        daemon pings bus clients that have much Output in flight and waits for the answer."""
+        if msg.header.flags & 1:  # NO_REPLY_EXPECTED
+            return
+        fields = {HeaderFields.reply_serial: msg.header.serial}
+        sender = msg.header.fields.get(HeaderFields.sender)
+        if sender and self.bus:
+            fields[HeaderFields.destination] = sender
+        if (msg.header.fields.get(HeaderFields.interface) == 'org.freedesktop.DBus.Peer'
+                and msg.header.fields.get(HeaderFields.member) == 'Ping'):
+            header = Header(Endianness.little, MessageType.method_return, 0, 1, -1, -1, fields)
+            body = ()
+        else:
+            fields[HeaderFields.error_name] = 'org.freedesktop.DBus.Error.UnknownMethod'
+            fields[HeaderFields.signature] = 's'
+            header = Header(Endianness.little, MessageType.error, 0, 1, -1, -1, fields)
+            body = ('Unknown method',)
+        try:
+            self.send(Message(header, body))
+        except OSError:
+            pass
 
     def make_call(self, path, interface, member, signature=None, body=(),
                   destination=None, flags=0):
