@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -87,10 +88,12 @@ static int output_read_chunk(Session *s, unsigned stream) {
         size_t budget = output_budget(s), len = 0;
         bool end = false;
 
-        if (o->eof)
+        if (o->eof || (o->drain_limited && o->drain_left == 0))
                 return 0;
         if (budget == 0)
                 return -ENOBUFS;
+        if (o->drain_limited)
+                budget = (size_t) MIN((uint64_t) budget, o->drain_left);
 
         while (len < budget) {
                 ssize_t n = read(o->fd, buf + len, budget - len);
@@ -111,6 +114,8 @@ static int output_read_chunk(Session *s, unsigned stream) {
         }
         if (len > 0)
                 output_send(s, stream, buf, len);
+        if (o->drain_limited)
+                o->drain_left -= len;
         if (end) {
                 output_close(s, stream);
                 return 0;
@@ -139,6 +144,23 @@ int session_output_event(sd_event_source *es, int fd, uint32_t revents, void *us
         if (output_read_chunk(s, stream) == -ENOBUFS)
                 session_output_update(s);
         return 0;
+}
+
+void session_output_limit_drain(Session *s) {
+        for (unsigned i = 0; i < 2; i++) {
+                OutputStream *o = &s->out[i];
+                int n = 0;
+
+                if (o->eof)
+                        continue;
+                /* What the command wrote is in the pipe now; a background process that goes on
+                 * writing must not keep the drain, and Exited, going for ever. A terminal may
+                 * still hold up to its flip buffer's worth on its way to the master. */
+                if (ioctl(o->fd, FIONREAD, &n) < 0 || n < 0)
+                        n = 0;
+                o->drain_limited = true;
+                o->drain_left = (uint64_t) n + (s->tty ? PTY_DRAIN_SLACK : 0);
+        }
 }
 
 bool session_output_drain(Session *s) {

@@ -39,6 +39,9 @@ typedef struct Session Session;
 #define BUS_OUTPUT_UNCONFIRMED_MAX (8 * 1024 * 1024)
 /* A peer-to-peer client that lets this many messages pile up unread is disconnected. */
 #define P2P_WRITE_QUEUE_MAX 4096
+/* After the command exits, a PTY's final drain may take this much beyond what the master shows as
+ * readable: the kernel's input buffers of a terminal hold up to 64 KiB on their way. */
+#define PTY_DRAIN_SLACK (64 * 1024)
 /* Bytes of WriteStdin data a session may have queued and not yet written. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
 /* How long a session whose owner left has after SIGHUP before SIGKILL. */

@@ -145,6 +145,7 @@ static void session_exited(Session *s) {
                 s->exit_code = -1;
                 s->exit_signal = si.si_status;
         }
+        session_output_limit_drain(s);
         /* It stays readable: stop watching it, in case Exited has to wait for an Ack. */
         (void) epoll_ctl(s->manager->exit_epoll, EPOLL_CTL_DEL, s->pidfd, NULL);
         s->timeout_source = sd_event_source_disable_unref(s->timeout_source);

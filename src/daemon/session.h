@@ -15,6 +15,8 @@ typedef struct OutputStream {
         int fd;                         /* read end of the child's stdout/stderr, or the PTY */
         sd_event_source *source;
         bool eof;
+        bool drain_limited;             /* the leader exited: read at most drain_left more */
+        uint64_t drain_left;
 } OutputStream;
 
 typedef struct StdinChunk StdinChunk;
@@ -84,6 +86,8 @@ int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *user
 int session_output_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 int session_stdin_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 void session_output_update(Session *s);
+/* At the leader's exit: bounds the final drain to what is buffered now. */
+void session_output_limit_drain(Session *s);
 /* Reads what is buffered on each open stream until it would block; false if the window
  * stopped it first. */
 bool session_output_drain(Session *s);

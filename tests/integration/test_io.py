@@ -111,6 +111,29 @@ def test_exited_not_held_back_by_background_child(client, tty):
             pass
 
 
+@pytest.mark.parametrize('tty', [False, True], ids=['pipes', 'pty'])
+def test_exited_not_held_back_by_background_writer(client, tty):
+    """A background child that never stops writing to the session's output: the final drain
+    takes what the command left behind, and Exited follows, not an endless relay."""
+    t0 = time.monotonic()
+    sid, pid = client.exec(['/bin/sh', '-c', 'for i in 1 2 3; do cat /dev/zero & echo $! >&2; done; echo done; exit 4'],
+                           {'tty': tty})
+    try:
+        r = client.collect(sid, timeout=10)
+        elapsed = time.monotonic() - t0
+        assert (r.code, r.signal) == (4, 0), r
+        assert elapsed < 5, f'Exited took {elapsed:.1f} s: the drain followed the background writer'
+    finally:
+        out = client.results[sid]
+        text = (out.stderr + out.stdout).replace(b'\r', b'').split(b'\n')
+        for line in text:
+            if line.strip().isdigit() and pid_alive(int(line)):
+                try:
+                    os.kill(int(line), 9)
+                except ProcessLookupError:
+                    pass
+
+
 # --- stdin -----------------------------------------------------------------
 
 def test_stdin_round_trip(client):
