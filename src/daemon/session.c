@@ -31,19 +31,22 @@ static uint32_t manager_next_id(Manager *m) {
         return m->last_id;
 }
 
-static void session_signal_group(Session *s, int sig) {
-        /* The command leads its own process group, whose id is its pid; the leader stays
-         * unreaped until the session is freed, so that id cannot have been reused. The pidfd
-         * also reaches a leader that moved itself to another group. */
-        (void) kill(-s->pid, sig);
-        if (s->pidfd >= 0)
-                (void) pidfd_send_signal(s->pidfd, sig, NULL, 0);
-}
-
-int session_signal(Session *s, int sig) {
+/* Sends sig to the command's process group, whose id is the leader's pid. The leader stays
+ * unreaped until the session is freed, so that id cannot have been reused; and as the leader of
+ * its own session it cannot move to another group (setpgid() fails for a session leader), so the
+ * group always reaches it. */
+static int session_kill(Session *s, int sig) {
         if (kill(-s->pid, sig) < 0 && errno != ESRCH)
                 return -errno;
         return 0;
+}
+
+static void session_signal_group(Session *s, int sig) {
+        (void) session_kill(s, sig);
+}
+
+int session_signal(Session *s, int sig) {
+        return session_kill(s, sig);
 }
 
 int session_resize(Session *s, unsigned rows, unsigned cols) {
