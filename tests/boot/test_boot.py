@@ -564,3 +564,47 @@ def test_denied_when_polkit_is_unreachable(container):
     finally:
         c.run('systemctl', 'unmask', '--runtime', 'polkit.service')
         c.run('rm', '-f', RULES_FILE)
+
+
+# --- the journal ------------------------------------------------------------------------------
+
+def _journal_entries(c, event):
+    r = c.run('journalctl', '--no-pager', '-o', 'json', '-b', f'SANDBOXD_EVENT={event}')
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def test_journal_entries_for_start_end_and_denial(container):
+    """One structured entry per session start and end, and one per authorization denial."""
+    marker = f'journal-check-{os.getpid()}'
+    holder, res = container.hold_session(['/bin/sh', '-c', f'echo {marker}; exit 3'])
+    try:
+        assert 'reply' in res, res
+        sid, pid = res['reply']
+        time.sleep(0.5)  # let it end while its owner is still there
+    finally:
+        holder.kill()
+        holder.wait(5)
+
+    def session_entries():
+        starts = [e for e in _journal_entries(container, 'start') if marker in e.get('SANDBOXD_ARGV', '')]
+        ends = [e for e in _journal_entries(container, 'end') if e.get('SANDBOXD_SESSION') == str(sid)
+                and e.get('SANDBOXD_PID') == str(pid)]
+        return (starts, ends) if starts and ends else None
+
+    starts, ends = container.wait_for('the start and end entries', session_entries)
+    start, end = starts[-1], ends[-1]
+    assert start['SANDBOXD_SESSION'] == str(sid) and start['SANDBOXD_PID'] == str(pid), start
+    assert start['SANDBOXD_UID'] == '0' and start['SANDBOXD_USER'] == 'root', start
+    assert start['SANDBOXD_CALLER_UID'] == '0', start
+    assert end['SANDBOXD_EXIT_CODE'] == '3' and end['SANDBOXD_EXIT_SIGNAL'] == '0', end
+    assert start['_SYSTEMD_UNIT'] == 'sandboxd.service', start
+
+    require_polkit_wired(container)
+    before = len(_journal_entries(container, 'denied'))
+    res = container.call('Exec', 'asa{sv}', _exec_body(['/bin/true'], user=('s', 'root')), uid=NOBODY)
+    assert res.get('error') == ACCESS_DENIED, res
+    denied = container.wait_for('the denial entry',
+                                lambda: _journal_entries(container, 'denied')[before:] or None)
+    assert denied[-1]['SANDBOXD_CALLER_UID'] == str(NOBODY), denied[-1]
+    assert denied[-1]['SANDBOXD_ACTION'] == 'org.example.sandbox1.exec-as-user', denied[-1]
