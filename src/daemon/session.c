@@ -57,44 +57,40 @@ int session_resize(Session *s, unsigned rows, unsigned cols) {
 
 /* One structured journal entry per session start and end; plain lines on stderr otherwise. */
 static void session_log(Session *s, bool start) {
-        _cleanup_free_ char *cmdline = strv_join(s->argv, " ");
+        _cleanup_free_ char *cmdline = strv_join(s->argv, " "), *msg = NULL;
         static int journal = -1;
+        int r;
+
+        if (start)
+                r = asprintf(&msg, "Session %u started for uid %u: pid %i, user %s, '%.1024s'.", s->id,
+                             (unsigned) s->owner_uid, s->pid, s->user_name, strempty(cmdline));
+        else
+                r = asprintf(&msg, "Session %u ended: pid %i, code %i, signal %i.", s->id, s->pid,
+                             s->exit_code, s->exit_signal);
+        if (r < 0) {
+                log_oom();
+                return;
+        }
 
         if (journal < 0)
                 journal = !!getenv("JOURNAL_STREAM");
         if (!journal) {
-                if (start)
-                        log_info("Session %u started for uid %u: pid %i, user %s, '%.1024s'.", s->id,
-                                 (unsigned) s->owner_uid, s->pid, s->user_name, strempty(cmdline));
-                else
-                        log_info("Session %u ended: pid %i, code %i, signal %i.", s->id, s->pid,
-                                 s->exit_code, s->exit_signal);
+                log_info("%s", msg);
                 return;
         }
-        if (start)
-                (void) sd_journal_send("MESSAGE=Session %u started for uid %u: pid %i, user %s, '%.1024s'.",
-                                       s->id, (unsigned) s->owner_uid, s->pid, s->user_name, strempty(cmdline),
-                                       "PRIORITY=6", "SANDBOXD_EVENT=start",
-                                       "SANDBOXD_SESSION=%u", s->id,
-                                       "SANDBOXD_CALLER_UID=%u", (unsigned) s->owner_uid,
-                                       "SANDBOXD_UID=%u", (unsigned) s->uid,
-                                       "SANDBOXD_USER=%s", s->user_name,
-                                       "SANDBOXD_PID=%i", s->pid,
-                                       "SANDBOXD_ARGV=%.4096s", strempty(cmdline),
-                                       NULL);
-        else
-                (void) sd_journal_send("MESSAGE=Session %u ended: pid %i, code %i, signal %i.",
-                                       s->id, s->pid, s->exit_code, s->exit_signal,
-                                       "PRIORITY=6", "SANDBOXD_EVENT=end",
-                                       "SANDBOXD_SESSION=%u", s->id,
-                                       "SANDBOXD_CALLER_UID=%u", (unsigned) s->owner_uid,
-                                       "SANDBOXD_UID=%u", (unsigned) s->uid,
-                                       "SANDBOXD_USER=%s", s->user_name,
-                                       "SANDBOXD_PID=%i", s->pid,
-                                       "SANDBOXD_ARGV=%.4096s", strempty(cmdline),
-                                       "SANDBOXD_EXIT_CODE=%i", s->exit_code,
-                                       "SANDBOXD_EXIT_SIGNAL=%i", s->exit_signal,
-                                       NULL);
+        /* The exit fields only at the end: a NULL format ends the list early at the start. */
+        (void) sd_journal_send("MESSAGE=%s", msg,
+                               "PRIORITY=6",
+                               "SANDBOXD_EVENT=%s", start ? "start" : "end",
+                               "SANDBOXD_SESSION=%u", s->id,
+                               "SANDBOXD_CALLER_UID=%u", (unsigned) s->owner_uid,
+                               "SANDBOXD_UID=%u", (unsigned) s->uid,
+                               "SANDBOXD_USER=%s", s->user_name,
+                               "SANDBOXD_PID=%i", s->pid,
+                               "SANDBOXD_ARGV=%.4096s", strempty(cmdline),
+                               start ? NULL : "SANDBOXD_EXIT_CODE=%i", s->exit_code,
+                               "SANDBOXD_EXIT_SIGNAL=%i", s->exit_signal,
+                               NULL);
 }
 
 static void session_send_exited(Session *s) {

@@ -597,6 +597,7 @@ def test_journal_entries_for_start_end_and_denial(container):
     assert start['SANDBOXD_SESSION'] == str(sid) and start['SANDBOXD_PID'] == str(pid), start
     assert start['SANDBOXD_UID'] == '0' and start['SANDBOXD_USER'] == 'root', start
     assert start['SANDBOXD_CALLER_UID'] == '0', start
+    assert 'SANDBOXD_EXIT_CODE' not in start, start
     assert end['SANDBOXD_EXIT_CODE'] == '3' and end['SANDBOXD_EXIT_SIGNAL'] == '0', end
     assert start['_SYSTEMD_UNIT'] == 'sandboxd.service', start
 
