@@ -26,7 +26,7 @@ static int parse_rlimit_value(const char *s, uint64_t *ret) {
                 *ret = UINT64_MAX;
                 return 0;
         }
-        return parse_uint64(s, ret);
+        return parse_u64(s, ret);
 }
 
 /* NAME=SOFT[:HARD]; NAME as the daemon knows it ("nofile"), also accepted as NOFILE or RLIMIT_NOFILE. */
@@ -73,7 +73,7 @@ static int parse_timeout(const char *s, uint64_t *ret) {
         whole = strndup(s, dot ? (size_t) (dot - s) : strlen(s));
         if (!whole)
                 return -ENOMEM;
-        r = parse_uint64(whole, &sec);
+        r = parse_u64(whole, &sec);
         if (r < 0)
                 return r;
         if (dot) {

@@ -69,10 +69,5 @@ int write_all(int fd, const void *buf, size_t size);
  * for a POSIX shell where it needs it. Frees S and returns NULL on OOM. */
 char *shell_quote_append(char *s, const char *arg);
 
-/* "TERM", "SIGTERM", "term", "15", "RTMIN+1": returns the signal number or -EINVAL. */
-int signal_from_string(const char *s);
-/* "TERM" for 15, "RTMIN+1", or the number as text; returns buf. */
-const char *signal_to_string(int sig, char buf[static 16]);
-
-int parse_uint32(const char *s, uint32_t *ret);
-int parse_uint64(const char *s, uint64_t *ret);
+/* Numbers and signal names: src/shared/parse.h, shared with the daemon. */
+#include "parse.h"

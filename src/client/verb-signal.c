@@ -19,7 +19,7 @@ int verb_signal(Context *ctx, int argc, char *argv[]) {
         if (argc - optind != 2)
                 return log_usage_error("signal takes a session ID and a signal");
 
-        if (parse_uint32(argv[optind], &id) < 0)
+        if (parse_u32(argv[optind], &id) < 0)
                 return log_usage_error("invalid session ID '%s'", argv[optind]);
         sig = signal_from_string(argv[optind + 1]);
         if (sig < 0)

@@ -28,6 +28,19 @@ int parse_u64(const char *s, uint64_t *ret) {
         return 0;
 }
 
+int parse_u32(const char *s, uint32_t *ret) {
+        uint64_t v;
+        int r;
+
+        r = parse_u64(s, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT32_MAX)
+                return -ERANGE;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
 int parse_uid(const char *s, uint32_t *ret) {
         uint64_t v;
         int r;
@@ -53,12 +66,22 @@ static const char *const signal_names[] = {
         [SIGIO] = "IO",         [SIGPWR] = "PWR",       [SIGSYS] = "SYS",
 };
 
-/* The kernel's range, not glibc's SIGRTMIN, which hides the two signals its threads use. */
-#define KERNEL_SIGRTMIN 32
-#define KERNEL_SIGRTMAX 64
+/* Other names for the same signals, as kill(1) accepts them. */
+static const struct {
+        const char *name;
+        int sig;
+} signal_aliases[] = {
+        { "IOT", SIGABRT },
+        { "CLD", SIGCHLD },
+        { "POLL", SIGIO },
+};
+
+/* The kernel delivers 1..64; names of real-time signals follow the C library, as kill(1) does:
+ * RTMIN is SIGRTMIN, above the signals glibc keeps for itself. */
+#define KERNEL_SIGNAL_MAX 64
 
 bool signal_valid(int sig) {
-        return sig >= 1 && sig <= KERNEL_SIGRTMAX;
+        return sig >= 1 && sig <= KERNEL_SIGNAL_MAX;
 }
 
 static int parse_rt_offset(const char *p, int base, int sign) {
@@ -68,7 +91,7 @@ static int parse_rt_offset(const char *p, int base, int sign) {
                 return base;
         if (*p != (sign > 0 ? '+' : '-') || parse_u64(p + 1, &off) < 0)
                 return -EINVAL;
-        if (off > KERNEL_SIGRTMAX - KERNEL_SIGRTMIN)
+        if (off > (uint64_t) (SIGRTMAX - SIGRTMIN))
                 return -EINVAL;
         return base + sign * (int) off;
 }
@@ -85,11 +108,26 @@ int signal_from_string(const char *s) {
         for (size_t i = 0; i < ELEMENTSOF(signal_names); i++)
                 if (signal_names[i] && strcasecmp(s, signal_names[i]) == 0)
                         return (int) i;
+        for (size_t i = 0; i < ELEMENTSOF(signal_aliases); i++)
+                if (strcasecmp(s, signal_aliases[i].name) == 0)
+                        return signal_aliases[i].sig;
         if (strncasecmp(s, "RTMIN", 5) == 0)
-                return parse_rt_offset(s + 5, KERNEL_SIGRTMIN, +1);
+                return parse_rt_offset(s + 5, SIGRTMIN, +1);
         if (strncasecmp(s, "RTMAX", 5) == 0)
-                return parse_rt_offset(s + 5, KERNEL_SIGRTMAX, -1);
+                return parse_rt_offset(s + 5, SIGRTMAX, -1);
         return -EINVAL;
+}
+
+const char *signal_to_string(int sig, char buf[static 16]) {
+        if (sig > 0 && (size_t) sig < ELEMENTSOF(signal_names) && signal_names[sig])
+                snprintf(buf, 16, "%s", signal_names[sig]);
+        else if (sig == SIGRTMIN)
+                snprintf(buf, 16, "RTMIN");
+        else if (sig > SIGRTMIN && sig <= SIGRTMAX)
+                snprintf(buf, 16, "RTMIN+%d", sig - SIGRTMIN);
+        else
+                snprintf(buf, 16, "%d", sig);
+        return buf;
 }
 
 static const char *const rlimit_names[] = {

@@ -8,11 +8,15 @@
 
 /* Decimal only, no sign, no spaces; -EINVAL or -ERANGE otherwise. */
 int parse_u64(const char *s, uint64_t *ret);
+int parse_u32(const char *s, uint32_t *ret);
 /* A uid or gid: decimal, below (uid_t) -1, which the kernel reserves. */
 int parse_uid(const char *s, uint32_t *ret);
 
-/* "TERM", "SIGTERM", "term", "15", "RTMIN+2", "SIGRTMAX-1": the signal number, or -EINVAL. */
+/* "TERM", "SIGTERM", "term", "15", "RTMIN+2", "SIGRTMAX-1": the signal number, or -EINVAL. Real-time
+ * names count from the C library's SIGRTMIN, as kill(1) does; numbers are 1..64. */
 int signal_from_string(const char *s);
+/* "TERM" for 15, "RTMIN+1", or the number as text; returns buf. */
+const char *signal_to_string(int sig, char buf[static 16]);
 bool signal_valid(int sig);
 
 /* RLIMIT_* for "cpu", "nofile", ...; -EINVAL for anything else. */

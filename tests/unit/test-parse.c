@@ -37,9 +37,14 @@ static void test_signals(void) {
         CHECK(signal_from_string("64") == 64);
         CHECK(signal_from_string("65") == -EINVAL);
         CHECK(signal_from_string("0") == -EINVAL);
-        CHECK(signal_from_string("RTMIN") == 32);
-        CHECK(signal_from_string("RTMIN+2") == 34);
-        CHECK(signal_from_string("SIGRTMAX-1") == 63);
+        CHECK(signal_from_string("RTMIN") == SIGRTMIN);
+        CHECK(signal_from_string("RTMIN+2") == SIGRTMIN + 2);
+        CHECK(signal_from_string("SIGRTMAX-1") == SIGRTMAX - 1);
+        CHECK(signal_from_string("IOT") == SIGABRT && signal_from_string("cld") == SIGCHLD);
+        char buf[16];
+        CHECK(streq(signal_to_string(SIGTERM, buf), "TERM"));
+        CHECK(streq(signal_to_string(SIGRTMIN + 1, buf), "RTMIN+1"));
+        CHECK(signal_from_string(signal_to_string(SIGRTMAX, buf)) == SIGRTMAX);
         CHECK(signal_from_string("RTMIN+40") == -EINVAL);
         CHECK(signal_from_string("RTMIN-1") == -EINVAL);
         CHECK(signal_from_string("FOO") == -EINVAL);
