@@ -42,6 +42,13 @@ int manager_new(Manager **ret) {
         if (!m->sessions || !m->bus_clients || !m->p2p_by_bus || !m->sessions_per_uid || !m->read_buffer)
                 return -ENOMEM;
 
+        m->notify = !!getenv("NOTIFY_SOCKET");
+
+        /* Read once: main() raised the daemon's own soft limit already, and it does not change. */
+        if (getrlimit(RLIMIT_NOFILE, &m->child_nofile) < 0)
+                return -errno;
+        m->child_nofile.rlim_cur = MIN(m->child_nofile.rlim_cur, (rlim_t) 1024);
+
         /* PTYs belong to the tty group, as login terminals do; the name lookup is done once. */
         gr = getgrnam("tty");
         m->tty_gid = gr ? gr->gr_gid : 5;
@@ -176,9 +183,12 @@ void manager_check_idle(Manager *m) {
         bool idle = manager_is_idle(m);
         int r;
 
-        (void) sd_notifyf(false, "STATUS=%u session%s, %u client%s.", n_sessions,
-                          n_sessions == 1 ? "" : "s", m->n_p2p_clients + (unsigned) hashmap_size(m->bus_clients),
-                          m->n_p2p_clients + hashmap_size(m->bus_clients) == 1 ? "" : "s");
+        unsigned n_clients = m->n_p2p_clients + (unsigned) hashmap_size(m->bus_clients);
+
+        /* Runs at every session start and end: format nothing when no service manager listens. */
+        if (m->notify)
+                (void) sd_notifyf(false, "STATUS=%u session%s, %u client%s.", n_sessions,
+                                  n_sessions == 1 ? "" : "s", n_clients, n_clients == 1 ? "" : "s");
 
         if (m->idle_timeout_usec == 0 || !m->event || m->exiting ||
             sd_event_get_state(m->event) == SD_EVENT_EXITING || sd_event_get_state(m->event) == SD_EVENT_FINISHED)
@@ -303,16 +313,11 @@ bool client_output_congested(Client *c) {
         return c->name && c->output_unconfirmed >= 2 * (uint64_t) BUS_OUTPUT_UNCONFIRMED_MAX;
 }
 
-/* The client went away: its sessions are orphaned (SIGHUP, then SIGKILL) and it is freed. */
-static void client_disconnected(Client *c) {
-        client_free(c);
-}
-
 static int client_p2p_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Client *c = userdata;
 
         log_debug("Peer-to-peer client (uid %u) disconnected.", (unsigned) c->uid);
-        client_disconnected(c);
+        client_free(c);
         return 0;
 }
 
@@ -343,7 +348,7 @@ static int client_auth_post(sd_event_source *es, void *userdata) {
 
                 log_debug_errno(r, "Dropping a peer-to-peer client that sent garbage: %m");
                 if (still)
-                        client_disconnected(still);
+                        client_free(still);
         }
         sd_bus_unref(bus);
         return 0;
@@ -357,7 +362,7 @@ static int client_auth_timeout(sd_event_source *es, uint64_t usec, void *userdat
                 return 0;
         }
         log_info("Peer-to-peer client did not authenticate in time, dropping it.");
-        client_disconnected(c);
+        client_free(c);
         return 0;
 }
 
@@ -371,7 +376,7 @@ static int client_p2p_filter(sd_bus_message *msg, void *userdata, sd_bus_error *
                 return 0;
         log_warning("Dropping a peer-to-peer client (uid %u) that does not read its replies.",
                     (unsigned) c->uid);
-        client_disconnected(c);
+        client_free(c);
         return 1;
 }
 
@@ -486,7 +491,7 @@ static int manager_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bu
         c = hashmap_get(m->bus_clients, name);
         if (c) {
                 log_debug("Bus client %s disconnected.", name);
-                client_disconnected(c);
+                client_free(c);
         }
         return 0;
 }

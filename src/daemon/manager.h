@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -85,6 +86,7 @@ struct Manager {
 
         unsigned max_sessions, max_sessions_per_user, max_connections;
         uid_t default_uid;              /* callers without credentials (vsock) */
+        bool notify;                    /* NOTIFY_SOCKET is set: send STATUS= updates */
         bool exiting;                   /* released the bus name, exiting once it is confirmed */
         uint64_t idle_timeout_usec;
         sd_event_source *idle_source;
@@ -97,6 +99,7 @@ struct Manager {
         ProfileProgram *profile_program;
         Hashmap *polkit_registry;       /* pending and answered polkit queries */
         bool ping_denied_logged;
+        struct rlimit child_nofile;     /* NOFILE for children that ask for none: soft 1024 */
         gid_t tty_gid;                  /* group of PTYs, as a login terminal */
         uint8_t *read_buffer;           /* OUTPUT_CHUNK_MAX bytes shared by all sessions */
 };
@@ -116,6 +119,7 @@ int manager_add_object(Manager *m, sd_bus *bus, sd_bus_slot **ret_slot);
 int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret);
 /* The Client for a method call's sender, created on first use. */
 int client_from_message(Manager *m, sd_bus_message *msg, Client **ret);
+/* The client went away (or the daemon stops): its sessions are orphaned (SIGHUP, then SIGKILL). */
 Client *client_free(Client *c);
 /* Frees the client if it is gone and holds nothing. */
 void client_maybe_free(Client *c);

@@ -35,18 +35,10 @@ static uint32_t manager_next_id(Manager *m) {
  * unreaped until the session is freed, so that id cannot have been reused; and as the leader of
  * its own session it cannot move to another group (setpgid() fails for a session leader), so the
  * group always reaches it. */
-static int session_kill(Session *s, int sig) {
+int session_signal(Session *s, int sig) {
         if (kill(-s->pid, sig) < 0 && errno != ESRCH)
                 return -errno;
         return 0;
-}
-
-static void session_signal_group(Session *s, int sig) {
-        (void) session_kill(s, sig);
-}
-
-int session_signal(Session *s, int sig) {
-        return session_kill(s, sig);
 }
 
 int session_resize(Session *s, unsigned rows, unsigned cols) {
@@ -171,18 +163,12 @@ int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *user
         return 0;
 }
 
-static int session_timeout_event(sd_event_source *es, uint64_t usec, void *userdata) {
-        Session *s = userdata;
-
-        log_debug("Session %u timed out, killing it.", s->id);
-        session_signal_group(s, SIGKILL);
-        return 0;
-}
-
+/* timeout-usec ran out, or the grace after an orphan's SIGHUP did. */
 static int session_kill_event(sd_event_source *es, uint64_t usec, void *userdata) {
         Session *s = userdata;
 
-        session_signal_group(s, SIGKILL);
+        log_debug("Session %u: time is up, killing it.", s->id);
+        (void) session_signal(s, SIGKILL);
         return 0;
 }
 
@@ -208,18 +194,18 @@ void session_orphan(Session *s) {
                 return;
         }
 
-        session_signal_group(s, SIGHUP);
-        session_signal_group(s, SIGCONT);
+        (void) session_signal(s, SIGHUP);
+        (void) session_signal(s, SIGCONT);
         r = sd_event_add_time_relative(s->manager->event, &s->kill_source, CLOCK_MONOTONIC,
                                        ORPHAN_GRACE_USEC, 10 * 1000, session_kill_event, s);
         if (r < 0) {
                 log_warning_errno(r, "Session %u: cannot arm the kill timer, killing now: %m", s->id);
-                session_signal_group(s, SIGKILL);
+                (void) session_signal(s, SIGKILL);
         }
 }
 
 void session_kill_now(Session *s) {
-        session_signal_group(s, SIGKILL);
+        (void) session_signal(s, SIGKILL);
         session_free(s);
 }
 
@@ -241,7 +227,7 @@ Session *session_free(Session *s) {
                 /* Reaps the leader. Normally it has exited already; otherwise this is shutdown
                  * or a failed setup, and it was just sent SIGKILL. */
                 if (!s->leader_exited)
-                        session_signal_group(s, SIGKILL);
+                        (void) session_signal(s, SIGKILL);
                 (void) waitid(P_PIDFD, (id_t) s->pidfd, &(siginfo_t) {}, WEXITED);
         }
 
@@ -406,15 +392,8 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
         if (!p.rlimit_set[RLIMIT_NOFILE]) {
                 /* Not the daemon's raised limit: programs that size tables by it, or use
                  * select(), expect the usual 1024. */
-                struct rlimit cur;
-
-                if (getrlimit(RLIMIT_NOFILE, &cur) >= 0) {
-                        p.rlimits[RLIMIT_NOFILE] = (struct rlimit) {
-                                .rlim_cur = MIN(cur.rlim_cur, (rlim_t) 1024),
-                                .rlim_max = cur.rlim_max,
-                        };
-                        p.rlimit_set[RLIMIT_NOFILE] = true;
-                }
+                p.rlimits[RLIMIT_NOFILE] = m->child_nofile;
+                p.rlimit_set[RLIMIT_NOFILE] = true;
         }
 
         r = spawn_child(&p, &s->pid, &s->pidfd, &f);
@@ -445,7 +424,7 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
 
         if (req->timeout_usec > 0) {
                 r = sd_event_add_time_relative(m->event, &s->timeout_source, CLOCK_MONOTONIC,
-                                               req->timeout_usec, 1000, session_timeout_event, s);
+                                               req->timeout_usec, 1000, session_kill_event, s);
                 if (r == -EOVERFLOW)
                         r = 0; /* so far in the future that it is never */
                 if (r < 0)
