@@ -10,7 +10,8 @@ packages=(
         # man pages
         xsltproc docbook-xsl docbook-xml
         # the real parts the tests run against
-        dbus-daemon dbus-bin polkitd systemd-container util-linux procps tmux bash-completion
+        dbus dbus-daemon dbus-bin systemd systemd-container polkitd util-linux procps passwd
+        tmux bash-completion
         # the test runner
         python3 python3-pytest python3-jeepney
 )
