@@ -226,7 +226,6 @@ Client *client_free(Client *c) {
         if (!c)
                 return NULL;
 
-        c->gone = true;
         LIST_FOREACH_SAFE(by_owner, s, n, c->sessions)
                 session_orphan(s);
 
@@ -246,11 +245,6 @@ Client *client_free(Client *c) {
         manager_check_idle(c->manager);
         free(c);
         return NULL;
-}
-
-void client_maybe_free(Client *c) {
-        if (c && c->gone && c->n_sessions == 0)
-                client_free(c);
 }
 
 static int client_ping(Client *c);

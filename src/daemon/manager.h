@@ -60,13 +60,11 @@ struct Client {
         sd_event_source *auth_timeout;
         sd_event_source *auth_post;     /* processes what came with BEGIN, once ready */
         Session *sessions;
-        unsigned n_sessions;
         uint64_t output_unconfirmed;    /* bus: Output bytes sent since the last answered ping */
         uint64_t output_pinged;         /* ... of which the pending ping confirms this many */
         sd_bus_slot *ping_slot;
         bool ping_disabled;
         bool p2p;
-        bool gone;
         LIST_FIELDS(Client, clients);
 };
 
@@ -121,8 +119,6 @@ int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret);
 int client_from_message(Manager *m, sd_bus_message *msg, Client **ret);
 /* The client went away (or the daemon stops): its sessions are orphaned (SIGHUP, then SIGKILL). */
 Client *client_free(Client *c);
-/* Frees the client if it is gone and holds nothing. */
-void client_maybe_free(Client *c);
 /* Counts Output sent to a bus client and pings it when enough is in flight. */
 void client_output_sent(Client *c, size_t size);
 bool client_output_congested(Client *c);

@@ -178,7 +178,6 @@ void session_orphan(Session *s) {
         if (!s->owner)
                 return;
         LIST_REMOVE(by_owner, s->owner->sessions, s);
-        s->owner->n_sessions--;
         s->owner = NULL;
 
         /* Nobody reads the output any more: keep draining it so the command is not blocked
@@ -215,11 +214,8 @@ Session *session_free(Session *s) {
 
         if (s->id != 0)
                 hashmap_remove(s->manager->sessions, UINT_TO_PTR(s->id));
-        if (s->owner) {
+        if (s->owner)
                 LIST_REMOVE(by_owner, s->owner->sessions, s);
-                s->owner->n_sessions--;
-                client_maybe_free(TAKE_PTR(s->owner));
-        }
         if (s->paused)
                 LIST_REMOVE(paused, s->manager->paused, s);
         if (s->pid > 0) {
@@ -420,7 +416,6 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
 
         s->owner = owner;
         LIST_PREPEND(by_owner, owner->sessions, s);
-        owner->n_sessions++;
 
         if (req->timeout_usec > 0) {
                 r = sd_event_add_time_relative(m->event, &s->timeout_source, CLOCK_MONOTONIC,
