@@ -48,7 +48,7 @@ if [ -d tests/boot ]; then
         run "boot test" env BUILD_DIR="$PWD/build" $PY -m pytest -q tests/boot
 fi
 
-# The same again under the sanitizers. The daemon spawns with fork() there (see spawn.c).
+# The same again under the sanitizers. The child gets a copy of the daemon's memory there (see spawn.c).
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 # A small quarantine, so that the tests that watch the daemon's RSS measure the daemon, not ASan.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1:quarantine_size_mb=4:thread_local_quarantine_size_kb=64

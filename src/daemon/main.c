@@ -199,11 +199,11 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up fds 0..2: %m");
         raise_nofile();
+        /* A client that goes away mid-write must not kill us. */
+        (void) signal(SIGPIPE, SIG_IGN);
         r = spawn_init();
         if (r < 0)
                 return log_error_errno(r, "Cannot reserve fds for spawning: %m");
-        /* A client that goes away mid-write must not kill us. */
-        (void) signal(SIGPIPE, SIG_IGN);
 
         r = manager_new(&m);
         if (r < 0)

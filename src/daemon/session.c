@@ -250,10 +250,9 @@ Session *session_free(Session *s) {
         return NULL;
 }
 
+/* For a fresh pipe end, whose other status flags are all clear. */
 static int set_nonblock(int fd) {
-        int flags = fcntl(fd, F_GETFL);
-
-        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
         return 0;
 }

@@ -41,8 +41,10 @@ typedef struct SpawnFailure {
         int error;                      /* positive errno */
 } SpawnFailure;
 
-/* Reserves the low fds spawn_child() passes the child's fds through. Call it early, before the
- * daemon opens many fds. */
+/* Reserves the low fds spawn_child() passes the child's fds through, and notes the daemon's signal
+ * dispositions and resource limits, which children start from. Call it early, before the daemon
+ * opens many fds, and after it has set its limits and dispositions: the child resets only the
+ * signals that were not SIG_DFL here. */
 int spawn_init(void);
 
 /* Starts the command and returns only once it has been exec'd (0, with pid and a pidfd) or has
