@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -90,7 +92,7 @@ static int user_groups(const char *name, gid_t gid, gid_t **ret, size_t *ret_n) 
         }
 }
 
-int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret) {
+static int user_resolve_uncached(const char *spec, uid_t default_uid, UserInfo *ret) {
         _cleanup_free_ char *uname = NULL, *gname = NULL, *buf = NULL;
         UserInfo u = {};
         struct passwd pw;
@@ -164,4 +166,138 @@ void user_info_done(UserInfo *u) {
         free(u->shell);
         free(u->groups);
         *u = (UserInfo) {};
+}
+
+/* Recent answers, so that a burst of Execs does not read the user and group databases for each
+ * one (about a third of the daemon's own time per Exec of a short command). An answer is used
+ * only while the files behind the databases are unchanged, so useradd, usermod and friends take
+ * effect at once, and for at most CACHE_NSEC, the delay for changes made through other NSS
+ * sources (systemd's userdb, LDAP, ...). Failures are not kept. */
+#define CACHE_MAX 32
+#define CACHE_NSEC (1000ULL * 1000 * 1000)
+
+static const char *const watched_files[] = { "/etc/nsswitch.conf", "/etc/passwd", "/etc/group" };
+
+typedef struct FileStamp {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime, ctime;
+        int error;
+} FileStamp;
+
+typedef struct CacheEntry {
+        char *spec;
+        uid_t default_uid;
+        uint64_t when;
+        UserInfo info;
+} CacheEntry;
+
+static FileStamp stamps[ELEMENTSOF(watched_files)];
+static CacheEntry cache[CACHE_MAX];
+
+static uint64_t now_nsec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static bool stamp_equal(const FileStamp *a, const FileStamp *b) {
+        return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+               a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+               a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec &&
+               a->error == b->error;
+}
+
+static void cache_entry_clear(CacheEntry *e) {
+        free(e->spec);
+        user_info_done(&e->info);
+        *e = (CacheEntry) {};
+}
+
+/* Drops every answer if one of the files changed since they were looked up. */
+static void cache_check_files(void) {
+        bool changed = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(watched_files); i++) {
+                FileStamp st = {};
+                struct stat buf;
+
+                if (stat(watched_files[i], &buf) < 0)
+                        st.error = errno;
+                else
+                        st = (FileStamp) { .dev = buf.st_dev, .ino = buf.st_ino,
+                                           .size = buf.st_size, .mtime = buf.st_mtim,
+                                           .ctime = buf.st_ctim };
+                if (!stamp_equal(&st, &stamps[i])) {
+                        stamps[i] = st;
+                        changed = true;
+                }
+        }
+        if (changed)
+                user_cache_flush();
+}
+
+static int user_info_copy(const UserInfo *from, UserInfo *to) {
+        UserInfo u = *from;
+
+        u.name = strdup(from->name);
+        u.home = strdup(from->home);
+        u.shell = strdup(from->shell);
+        u.groups = from->n_groups > 0 ? malloc(from->n_groups * sizeof(gid_t)) : NULL;
+        if (!u.name || !u.home || !u.shell || (from->n_groups > 0 && !u.groups)) {
+                user_info_done(&u);
+                return -ENOMEM;
+        }
+        if (from->n_groups > 0)
+                memcpy(u.groups, from->groups, from->n_groups * sizeof(gid_t));
+        *to = u;
+        return 0;
+}
+
+int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret) {
+        uint64_t now = now_nsec();
+        CacheEntry *slot = &cache[0];
+        UserInfo u;
+        int r;
+
+        cache_check_files();
+        for (size_t i = 0; i < CACHE_MAX; i++) {
+                CacheEntry *e = &cache[i];
+
+                if (e->when == 0 || now - e->when >= CACHE_NSEC) {
+                        if (e->when != 0)
+                                cache_entry_clear(e);
+                        if (slot->when != 0)
+                                slot = e; /* a free slot rather than the oldest answer */
+                        continue;
+                }
+                if (e->default_uid == default_uid && streq_ptr(e->spec, spec))
+                        return user_info_copy(&e->info, ret);
+                if (slot->when != 0 && e->when < slot->when)
+                        slot = e;
+        }
+
+        r = user_resolve_uncached(spec, default_uid, &u);
+        if (r < 0)
+                return r;
+
+        cache_entry_clear(slot);
+        if (user_info_copy(&u, &slot->info) >= 0) {
+                slot->spec = spec ? strdup(spec) : NULL;
+                if (spec && !slot->spec)
+                        user_info_done(&slot->info);
+                else {
+                        slot->default_uid = default_uid;
+                        slot->when = now;
+                }
+        }
+        *ret = u;
+        return 0;
+}
+
+void user_cache_flush(void) {
+        for (size_t i = 0; i < CACHE_MAX; i++)
+                cache_entry_clear(&cache[i]);
 }

@@ -18,6 +18,9 @@ typedef struct UserInfo {
 
 /* spec is "name", "uid", "name:group" or "uid:gid", or NULL for default_uid. Returns -EINVAL
  * for a malformed spec, -ESRCH when the user or group does not exist. Looks up NSS, so call
- * it in the daemon, never in a child. */
+ * it in the daemon, never in a child. Answers are kept for up to a second while
+ * /etc/nsswitch.conf, /etc/passwd and /etc/group are unchanged. */
 int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret);
 void user_info_done(UserInfo *u);
+/* Forgets the kept answers (at exit, so that leak checkers see nothing left). */
+void user_cache_flush(void);

@@ -295,6 +295,46 @@ def test_default_user_is_the_caller(p2p_harness, ident):
         assert res[i]['ok']['stdout'] == f'{ident.uid}\n', res[i]
 
 
+def test_user_database_changes_are_seen_at_once(p2p_harness, ident):
+    """Lookups are kept for a while (user.c), but not past a change of /etc/passwd or
+    /etc/group: a membership or shell changed, or a user added, counts for the very next Exec."""
+    client = p2p_harness.client()
+    group = ident.name + '-n'
+    newcomer = ident.name + 'z'
+    tools = {t: _tool(t) for t in ('groupadd', 'groupdel', 'usermod', 'gpasswd', 'useradd',
+                                    'userdel')}
+    if not all(tools.values()):
+        pytest.skip('needs groupadd, groupdel, usermod, gpasswd, useradd and userdel')
+    st, _, env = probe(client, {'user': ident.name})   # now kept
+    assert set(ids(st, 'Groups')) == ident.groups
+    err = exec_error(client, ['true'], {'user': newcomer})
+    assert err.name == ERR + 'NoSuchUser', err
+    try:
+        _run_tool(tools['groupadd'], group)
+        gid = grp.getgrnam(group).gr_gid
+        _run_tool(tools['usermod'], '--append', '--groups', group, ident.name)
+        st, _, _ = probe(client, {'user': ident.name})
+        assert set(ids(st, 'Groups')) == ident.groups | {gid}, st['Groups']
+
+        _run_tool(tools['gpasswd'], '--delete', ident.name, group)
+        _run_tool(tools['usermod'], '--shell', '/bin/sh', ident.name)
+        st, _, env = probe(client, {'user': ident.name})
+        assert set(ids(st, 'Groups')) == ident.groups, st['Groups']
+        assert env['SHELL'] == '/bin/sh', env
+
+        _run_tool(tools['useradd'], '--no-create-home', newcomer)
+        r = client.run(['id', '-un'], {'user': newcomer}, timeout=10)
+        assert (r.code, r.stdout) == (0, f'{newcomer}\n'.encode()), r
+    finally:
+        subprocess.run([tools['usermod'], '--shell', ident.shell, ident.name],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([tools['userdel'], newcomer], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        for g in (group, newcomer):
+            subprocess.run([tools['groupdel'], g], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+
 def test_default_user_of_a_bare_uid_caller(p2p_harness, ident):
     h = p2p_harness
     h.start()
