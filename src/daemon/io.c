@@ -2,6 +2,7 @@
 /* A session's data path: output relayed as Output signals, stdin queued to the command, and the
  * backpressure that keeps both bounded. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -114,6 +115,11 @@ static int output_read_chunk(Session *s, unsigned stream) {
         }
         if (len > 0)
                 output_send(s, stream, buf, len);
+        if (!o->grown && !s->tty && len >= PIPE_DEFAULT_SIZE) {
+                /* May fail past the per-user pipe limits (EPERM): the default size still works. */
+                (void) fcntl(o->fd, F_SETPIPE_SZ, OUTPUT_CHUNK_MAX);
+                o->grown = true;
+        }
         if (o->drain_limited)
                 o->drain_left -= len;
         if (end) {

@@ -28,12 +28,16 @@ typedef struct Session Session;
 #define DEFAULT_MAX_CONNECTIONS 256
 #define DEFAULT_IDLE_TIMEOUT_USEC (30 * 1000000ULL)
 
-/* Output is read in chunks of up to this size, one Output signal each. */
-#define OUTPUT_CHUNK_MAX (64 * 1024)
-/* Reading stops while a connection has more than this many messages queued for writing. */
-#define OUTPUT_QUEUE_MAX 64
+/* Output is read in chunks of up to this size, one Output signal each. A pipe that fills its
+ * default 64 KiB is grown to this size, so that a command writing fast is relayed in large
+ * signals, with fewer wakeups of everyone on the way. */
+#define OUTPUT_CHUNK_MAX (256 * 1024)
+#define PIPE_DEFAULT_SIZE (64 * 1024)
+/* Reading stops while a connection has more than this many messages queued for writing (at
+ * most 4 MiB of Output)... */
+#define OUTPUT_QUEUE_MAX 16
 /* ... and resumes once it is down to this many. */
-#define OUTPUT_QUEUE_LOW 16
+#define OUTPUT_QUEUE_LOW 4
 /* A bus client is pinged once this much Output is in flight to it, and its sessions pause at twice
  * as much until it answers: on the bus, Output queued in dbus-daemon for a client that does not
  * read counts against the daemon's own limits there, and would stall every other client. */

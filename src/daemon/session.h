@@ -16,6 +16,7 @@ typedef struct OutputStream {
         sd_event_source *source;
         bool eof;
         bool drain_limited;             /* the leader exited: read at most drain_left more */
+        bool grown;                     /* the pipe was offered OUTPUT_CHUNK_MAX of buffer */
         uint64_t drain_left;
 } OutputStream;
 
