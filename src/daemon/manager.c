@@ -44,11 +44,6 @@ int manager_new(Manager **ret) {
 
         m->notify = !!getenv("NOTIFY_SOCKET");
 
-        /* Read once: main() raised the daemon's own soft limit already, and it does not change. */
-        if (getrlimit(RLIMIT_NOFILE, &m->child_nofile) < 0)
-                return -errno;
-        m->child_nofile.rlim_cur = MIN(m->child_nofile.rlim_cur, (rlim_t) 1024);
-
         /* PTYs belong to the tty group, as login terminals do; the name lookup is done once. */
         gr = getgrnam("tty");
         m->tty_gid = gr ? gr->gr_gid : 5;

@@ -4,7 +4,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/resource.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -101,7 +100,6 @@ struct Manager {
         ProfileProgram *profile_program;
         Hashmap *polkit_registry;       /* pending and answered polkit queries */
         bool ping_denied_logged;
-        struct rlimit child_nofile;     /* NOFILE for children that ask for none: soft 1024 */
         gid_t tty_gid;                  /* group of PTYs, as a login terminal */
         uint8_t *read_buffer;           /* OUTPUT_CHUNK_MAX bytes shared by all sessions */
 };

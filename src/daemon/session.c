@@ -383,9 +383,7 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
         memcpy(p.rlimits, req->rlimits, sizeof p.rlimits);
         memcpy(p.rlimit_set, req->rlimit_set, sizeof p.rlimit_set);
         if (!p.rlimit_set[RLIMIT_NOFILE]) {
-                /* Not the daemon's raised limit: programs that size tables by it, or use
-                 * select(), expect the usual 1024. */
-                p.rlimits[RLIMIT_NOFILE] = m->child_nofile;
+                p.rlimits[RLIMIT_NOFILE] = spawn_default_nofile();
                 p.rlimit_set[RLIMIT_NOFILE] = true;
         }
 

@@ -242,6 +242,13 @@ int spawn_init(void) {
         return 0;
 }
 
+struct rlimit spawn_default_nofile(void) {
+        return (struct rlimit) {
+                .rlim_cur = MIN(own_rlimits[RLIMIT_NOFILE].rlim_cur, (rlim_t) 1024),
+                .rlim_max = own_rlimits[RLIMIT_NOFILE].rlim_max,
+        };
+}
+
 /* Points the slots at the child's fds (or back at /dev/null when p is NULL). */
 static int slots_set(const SpawnParams *p) {
         int want[_SLOT_MAX] = {

@@ -47,6 +47,10 @@ typedef struct SpawnFailure {
  * signals that were not SIG_DFL here. */
 int spawn_init(void);
 
+/* RLIMIT_NOFILE for a child that asks for none: the daemon's hard limit, and the usual soft
+ * 1024 rather than the daemon's raised one (programs size tables by it, or use select()). */
+struct rlimit spawn_default_nofile(void);
+
 /* Starts the command and returns only once it has been exec'd (0, with pid and a pidfd) or has
  * failed to start (a negative errno, with *failure saying where and why). The child leads a new
  * session and process group. */

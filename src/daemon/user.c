@@ -256,9 +256,14 @@ static int user_info_copy(const UserInfo *from, UserInfo *to) {
         return 0;
 }
 
+static bool cache_entry_matches(const CacheEntry *e, const char *spec, uid_t default_uid) {
+        /* default_uid is what no spec means; with a spec it plays no part. */
+        return spec ? streq_ptr(e->spec, spec) : !e->spec && e->default_uid == default_uid;
+}
+
 int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret) {
         uint64_t now = now_nsec();
-        CacheEntry *slot = &cache[0];
+        CacheEntry *slot = NULL;        /* where a new answer goes: a free entry, else the oldest */
         UserInfo u;
         int r;
 
@@ -266,16 +271,16 @@ int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret) {
         for (size_t i = 0; i < CACHE_MAX; i++) {
                 CacheEntry *e = &cache[i];
 
-                if (e->when == 0 || now - e->when >= CACHE_NSEC) {
-                        if (e->when != 0)
-                                cache_entry_clear(e);
-                        if (slot->when != 0)
-                                slot = e; /* a free slot rather than the oldest answer */
+                if (e->when != 0 && now - e->when >= CACHE_NSEC)
+                        cache_entry_clear(e);
+                if (e->when == 0) {
+                        if (!slot || slot->when != 0)
+                                slot = e;
                         continue;
                 }
-                if (e->default_uid == default_uid && streq_ptr(e->spec, spec))
+                if (cache_entry_matches(e, spec, default_uid))
                         return user_info_copy(&e->info, ret);
-                if (slot->when != 0 && e->when < slot->when)
+                if (!slot || (slot->when != 0 && e->when < slot->when))
                         slot = e;
         }
 
@@ -283,16 +288,14 @@ int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret) {
         if (r < 0)
                 return r;
 
+        /* Keeping the answer only saves time: without the memory for it, it is not kept. */
         cache_entry_clear(slot);
-        if (user_info_copy(&u, &slot->info) >= 0) {
-                slot->spec = spec ? strdup(spec) : NULL;
-                if (spec && !slot->spec)
-                        user_info_done(&slot->info);
-                else {
-                        slot->default_uid = default_uid;
-                        slot->when = now;
-                }
-        }
+        slot->spec = spec ? strdup(spec) : NULL;
+        if ((!spec || slot->spec) && user_info_copy(&u, &slot->info) >= 0) {
+                slot->default_uid = default_uid;
+                slot->when = now;
+        } else
+                cache_entry_clear(slot);
         *ret = u;
         return 0;
 }
