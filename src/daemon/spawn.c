@@ -270,8 +270,8 @@ static int slots_set(const SpawnParams *p) {
 
 int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailure *failure) {
         sigset_t all, saved;
+        int pidfd = -EBADF;
         pid_t pid;
-        int pidfd;
 
         *failure = (SpawnFailure) { .stage = "fork" };
 
@@ -297,7 +297,8 @@ int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailu
 #  if defined(__s390__) || defined(__CRIS__)
 #    error "clone() takes the stack first here"
 #  endif
-        pid = (pid_t) syscall(SYS_clone, CLONE_VFORK | CLONE_FILES | SIGCHLD, NULL, NULL, NULL, 0);
+        pid = (pid_t) syscall(SYS_clone, CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, NULL, &pidfd,
+                              NULL, 0);
         if (pid == 0)
                 _exit(child_main((void *) p));
 #else
@@ -314,7 +315,7 @@ int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailu
         /* As posix_spawn does: share memory and sleep until the child has exec'd or died, which
          * costs no page table copy however large the daemon grows. */
         pid = clone(child_main, (char *) child_stack + CHILD_STACK_SIZE,
-                    CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, (void *) p);
+                    CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, (void *) p, &pidfd);
 #endif
         if (pid < 0)
                 failure->error = errno;
@@ -327,19 +328,12 @@ int spawn_child(const SpawnParams *p, pid_t *ret_pid, int *ret_pidfd, SpawnFailu
         if (shared_failure->stage) {
                 *failure = *shared_failure;
                 (void) waitpid(pid, NULL, 0);
+                safe_close(pidfd);
                 return -failure->error;
         }
 
-        pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                /* The child is ours and unreaped, so the pid cannot have been reused. */
-                failure->error = errno;
-                failure->stage = "pidfd";
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                return -failure->error;
-        }
-        /* pidfd_open() gives O_CLOEXEC already. */
+        /* CLONE_PIDFD gives it O_CLOEXEC; in the child's copy of the fd table it was above the
+         * slots, so the child dropped it. */
         *ret_pid = pid;
         *ret_pidfd = pidfd;
         *failure = (SpawnFailure) {};
