@@ -2,6 +2,7 @@
 /* A session: one command on a PTY or pipes, from spawn to its end. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,29 +46,46 @@ int session_resize(Session *s, unsigned rows, unsigned cols) {
         return pty_resize(s->master, rows, cols);
 }
 
+/* argv joined with spaces into buf, cut to fit; no allocation on the path of every Exec. */
+static const char *cmdline_format(char * const *argv, char *buf, size_t size) {
+        size_t len = 0;
+
+        buf[0] = 0;
+        for (char * const *a = argv; a && *a && len + 1 < size; a++) {
+                int n = snprintf(buf + len, size - len, a == argv ? "%s" : " %s", *a);
+
+                if (n < 0)
+                        break;
+                len = MIN(len + (size_t) n, size - 1);
+        }
+        return buf;
+}
+
 /* One structured journal entry per session start and end; plain lines on stderr otherwise. */
 static void session_log(Session *s, bool start) {
-        _cleanup_free_ char *cmdline = strv_join(s->argv, " "), *msg = NULL;
         static int journal = -1;
-        int r;
-
-        if (start)
-                r = asprintf(&msg, "Session %u started for uid %u: pid %i, user %s, '%.1024s'.", s->id,
-                             (unsigned) s->owner_uid, s->pid, s->user_name, strempty(cmdline));
-        else
-                r = asprintf(&msg, "Session %u ended: pid %i, code %i, signal %i.", s->id, s->pid,
-                             s->exit_code, s->exit_signal);
-        if (r < 0) {
-                log_oom();
-                return;
-        }
+        char cmdline[4097], msg[LINE_MAX];
 
         if (journal < 0)
                 journal = !!getenv("JOURNAL_STREAM");
         if (!journal) {
-                log_info("%s", msg);
+                if (start)
+                        log_info("Session %u started for uid %u: pid %i, user %s, '%s'.", s->id,
+                                 (unsigned) s->owner_uid, s->pid, s->user_name,
+                                 cmdline_format(s->argv, cmdline, 1025));
+                else
+                        log_info("Session %u ended: pid %i, code %i, signal %i.", s->id, s->pid,
+                                 s->exit_code, s->exit_signal);
                 return;
         }
+
+        cmdline_format(s->argv, cmdline, sizeof cmdline);
+        if (start)
+                (void) snprintf(msg, sizeof msg, "Session %u started for uid %u: pid %i, user %s, '%.1024s'.",
+                                s->id, (unsigned) s->owner_uid, s->pid, s->user_name, cmdline);
+        else
+                (void) snprintf(msg, sizeof msg, "Session %u ended: pid %i, code %i, signal %i.", s->id,
+                                s->pid, s->exit_code, s->exit_signal);
         /* The exit fields only at the end: a NULL format ends the list early at the start. */
         (void) sd_journal_send("MESSAGE=%s", msg,
                                "PRIORITY=6",
@@ -77,7 +95,7 @@ static void session_log(Session *s, bool start) {
                                "SANDBOXD_UID=%u", (unsigned) s->uid,
                                "SANDBOXD_USER=%s", s->user_name,
                                "SANDBOXD_PID=%i", s->pid,
-                               "SANDBOXD_ARGV=%.4096s", strempty(cmdline),
+                               "SANDBOXD_ARGV=%s", cmdline,
                                start ? NULL : "SANDBOXD_EXIT_CODE=%i", s->exit_code,
                                "SANDBOXD_EXIT_SIGNAL=%i", s->exit_signal,
                                NULL);
