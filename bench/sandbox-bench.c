@@ -1321,7 +1321,7 @@ static void probe_latency(Conn *c, unsigned n, Samples *s) {
 }
 
 /* One load of N sessions on a fresh daemon. With pass_fds the sessions get /dev/null as stdin,
- * stdout and stderr, so the daemon holds one fd (the pidfd) per session instead of four. */
+ * stdout and stderr, so the daemon holds one fd (the pidfd) per session instead of six. */
 static void scale_one(unsigned N, bool pass_fds) {
         static char *sleep_argv[] = { (char *) "/usr/bin/sleep", (char *) "1000", NULL };
         char path[512], log[512], address[600], name[96];
@@ -1438,7 +1438,7 @@ static void stage_scale(void) {
         getrlimit(RLIMIT_NOFILE, &rl);
         printf("  kernel.pid_max = %ld, kernel.threads-max = %ld, RLIMIT_NOFILE hard (harness, daemon) = %llu\n",
                pid_max, threads_max, (unsigned long long) rl.rlim_max);
-        printf("  relay: stdio relayed (3 pipe fds + 1 pidfd per session in the daemon); "
+        printf("  relay: stdio relayed (5 pipe fds + 1 pidfd per session in the daemon); "
                "fds: /dev/null passed as stdin/stdout/stderr\n");
         printf("  %-6s %-6s %8s %8s %8s %8s %9s %9s %7s %10s %10s\n", "N", "mode", "started", "start s",
                "Exec/s", "RSS0 KiB", "RSS KiB", "KiB/sess", "fds", "true idle", "true load");

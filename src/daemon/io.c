@@ -78,6 +78,7 @@ static void output_close(Session *s, unsigned stream) {
         o->source = sd_event_source_disable_unref(o->source);
         if (o->fd != s->master)
                 o->fd = safe_close(o->fd);
+        o->writer = safe_close(o->writer);
 }
 
 /* Reads what is there, up to one chunk, coalescing small writes into one signal. Returns 1 when

@@ -119,7 +119,8 @@ static void session_send_exited(Session *s) {
                 log_warning_errno(r, "Session %u: failed to send Exited: %m", s->id);
 }
 
-/* Once the command's own process has exited and what it wrote is relayed: Exited, then free. */
+/* Once the command's own process has exited and what it wrote is relayed: Exited, then free.
+ * Exited goes first: the caller usually wakes on the other CPU, while we log, reap and close. */
 void session_finish(Session *s) {
         if (!s->leader_exited)
                 return;
@@ -250,6 +251,7 @@ Session *session_free(Session *s) {
                 sd_event_source_disable_unref(s->out[i].source);
                 if (s->out[i].fd != s->master)
                         safe_close(s->out[i].fd);
+                safe_close(s->out[i].writer);
         }
         safe_close(s->master);
         safe_close(s->stdin_fd);
@@ -349,7 +351,7 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
                 .pidfd = -EBADF,
                 .master = -EBADF,
                 .stdin_fd = -EBADF,
-                .out = { { .fd = -EBADF }, { .fd = -EBADF } },
+                .out = { { .fd = -EBADF, .writer = -EBADF }, { .fd = -EBADF, .writer = -EBADF } },
                 .tty = req->tty,
                 .output_window = req->output_window,
         };
@@ -407,9 +409,18 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
 
         r = spawn_child(&p, &s->pid, &s->pidfd, &f);
         if (!req->tty)
-                for (int i = 0; i < 3; i++)
-                        if (child_fds[i] != req->fds[i])
+                for (int i = 0; i < 3; i++) {
+                        if (child_fds[i] == req->fds[i])
+                                continue;
+                        /* We keep a write end of each output pipe until the session ends: when
+                         * the command exits, closing its own does not hang the pipe up and wake
+                         * us (and preempt it) once per stream before its exit is even reported;
+                         * its pidfd tells us, and the final drain stops at what was written. */
+                        if (i > 0 && r >= 0)
+                                s->out[i - 1].writer = child_fds[i];
+                        else
                                 safe_close(child_fds[i]);
+                }
         if (r < 0) {
                 if (streq(f.stage, "fork") && (f.error == EAGAIN || f.error == ENOMEM))
                         return sd_bus_error_setf(error, spawn_error_name(f.error, f.stage),

@@ -13,6 +13,7 @@
 
 typedef struct OutputStream {
         int fd;                         /* read end of the child's stdout/stderr, or the PTY */
+        int writer;                     /* our copy of the pipe's write end, or -EBADF */
         sd_event_source *source;
         bool eof;
         bool drain_limited;             /* the leader exited: read at most drain_left more */

@@ -147,6 +147,17 @@ def test_exited_not_held_back_by_background_writer(client, tty):
                     pass
 
 
+def test_command_that_closes_its_output_early(client):
+    """What was written before the command closed its stdout and stderr arrives, and Exited comes
+    when it exits: the daemon keeps its own write end of each pipe, so it never sees EOF there."""
+    t0 = time.monotonic()
+    r = client.run(['/bin/sh', '-c', 'echo out; echo err >&2; exec >&- 2>&-; sleep 0.5; exit 3'],
+                   timeout=5)
+    assert (r.code, r.signal) == (3, 0), r
+    assert (r.stdout, r.stderr) == (b'out\n', b'err\n'), r
+    assert time.monotonic() - t0 >= 0.5, 'Exited came before the command exited'
+
+
 # --- stdin -----------------------------------------------------------------
 
 def test_stdin_round_trip(client):
