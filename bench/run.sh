@@ -4,7 +4,11 @@
 # peer-to-peer socket) and its peers (flatpak-session-helper on a private session bus, qemu-ga) in a
 # temporary directory, runs bench/sandbox-bench and prints its table.
 #
-#   bench/run.sh [--quick] [sandbox-bench options…]
+#   bench/run.sh [--quick] [--baseline=REV] [sandbox-bench options…]
+#
+# --baseline=REV also builds git revision REV in a temporary worktree and measures its daemon in
+# the same interleaved rounds (latency and throughput): the way to tell whether a change helped,
+# since figures from separate runs drift by more than most changes move them.
 #
 # Environment: BUILD_DIR (default build-bench, a tree of its own so that it is not rebuilt under
 # someone else's feet), KEEP_TMP=1 to keep the temporary directory and the daemons' logs.
@@ -12,6 +16,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+
+baseline=
+args=()
+for a in "$@"; do
+        case $a in
+        --baseline=*) baseline=${a#--baseline=} ;;
+        *) args+=("$a") ;;
+        esac
+done
 
 if [ "$(id -u)" -ne 0 ]; then
         echo "Run this as root: it starts a system-type bus, qemu-ga and 10000 sessions." >&2
@@ -29,6 +42,7 @@ declare -A need=(
         [pkg-config]=pkg-config
         [cc]=gcc
         [prlimit]=util-linux
+        [git]=git
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -73,6 +87,9 @@ cleanup() {
         for p in "${pids[@]}"; do
                 wait "$p" 2>/dev/null || true
         done
+        if [ -d "$TMP/baseline" ]; then
+                git -C "$ROOT" worktree remove --force "$TMP/baseline" >/dev/null 2>&1 || true
+        fi
         if [ "${KEEP_TMP:-0}" = 1 ]; then
                 echo "Logs kept in $TMP" >&2
         else
@@ -96,6 +113,13 @@ wait_for() {
 # and runs the largest load with the stdio fds passed instead (one fd per session).
 ulimit -Hn 524288 2>/dev/null || echo "Cannot raise the hard fd limit past $(ulimit -Hn) (no CAP_SYS_RESOURCE?)" >&2
 ulimit -Sn "$(ulimit -Hn)"
+
+# The baseline: another revision's daemon, built in a worktree of its own.
+if [ -n "$baseline" ]; then
+        git -C "$ROOT" worktree add --detach "$TMP/baseline" "$baseline" >&2
+        meson setup "$TMP/baseline/build" "$TMP/baseline" >&2
+        ninja -C "$TMP/baseline/build" src/daemon/sandboxd >&2
+fi
 
 # A private system bus with the project's policy, and a permissive default for the benchmark.
 cat > "$TMP/system.conf" <<EOF
@@ -130,6 +154,29 @@ pids+=($!)
 wait_for "$TMP/system.socket"
 wait_for "$TMP/session.socket"
 
+baseline_args=()
+if [ -n "$baseline" ]; then
+        # Its own bus, with its own policy, since both daemons take the same name.
+        sed -e "s|$TMP/system.socket|$TMP/baseline-system.socket|" \
+                -e "s|<includedir>$ROOT/dbus</includedir>|<includedir>$TMP/baseline/dbus</includedir>|" \
+                "$TMP/system.conf" > "$TMP/baseline-system.conf"
+        dbus-daemon --config-file="$TMP/baseline-system.conf" --nofork --nopidfile \
+                >"$TMP/baseline-bus.log" 2>&1 &
+        pids+=($!)
+        wait_for "$TMP/baseline-system.socket"
+        B=$TMP/baseline/build/src/daemon/sandboxd
+        DBUS_SYSTEM_BUS_ADDRESS=unix:path=$TMP/baseline-system.socket "$B" --idle-timeout=0 \
+                --max-sessions=100000 --max-sessions-per-user=100000 >"$TMP/baseline-bus-sandboxd.log" 2>&1 &
+        pids+=($!)
+        "$B" --no-bus --listen=unix:path="$TMP/baseline-p2p.socket" --idle-timeout=0 \
+                --max-sessions=100000 --max-sessions-per-user=100000 >"$TMP/baseline-p2p-sandboxd.log" 2>&1 &
+        pids+=($!)
+        wait_for "$TMP/baseline-p2p.socket"
+        baseline_args=(--baseline-p2p="unix:path=$TMP/baseline-p2p.socket"
+                       --baseline-bus="unix:path=$TMP/baseline-system.socket"
+                       --baseline-label="$(git -C "$ROOT" rev-parse --short "$baseline")")
+fi
+
 DBUS_SYSTEM_BUS_ADDRESS=unix:path=$TMP/system.socket "$SANDBOXD" --idle-timeout=0 \
         --max-sessions=100000 --max-sessions-per-user=100000 >"$TMP/sandboxd-bus.log" 2>&1 &
 pids+=($!)
@@ -151,4 +198,5 @@ wait_for "$TMP/qga.socket"
 echo "sandboxd: $SANDBOXD (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))" >&2
 "$BENCH" --bus="unix:path=$TMP/system.socket" --p2p="unix:path=$TMP/p2p.socket" \
         --flatpak="unix:path=$TMP/session.socket" --qga="$TMP/qga.socket" \
-        --sandboxd="$SANDBOXD" --echo="$ECHO" --tmpdir="$TMP" "$@" | tee "$TMP/result.txt"
+        --sandboxd="$SANDBOXD" --echo="$ECHO" --tmpdir="$TMP" "${baseline_args[@]}" "${args[@]}" \
+        | tee "$TMP/result.txt"

@@ -19,7 +19,9 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -57,6 +59,9 @@ static const char *arg_sandboxd = NULL; /* the daemon binary, for the scale and 
 static const char *arg_echo = NULL;     /* the cold-start floor program */
 static const char *arg_tmpdir = "/tmp";
 static const char *arg_only = NULL;     /* run only variants whose name contains this (and floors) */
+static const char *arg_base_p2p = NULL; /* another build's sandboxd, peer-to-peer, measured alongside */
+static const char *arg_base_bus = NULL; /* another build's sandboxd on its own private system bus */
+static const char *arg_base_label = "baseline";
 static unsigned arg_exec_rounds = 1000;
 static unsigned arg_tput_rounds = 7;
 static uint64_t arg_size = 512ULL * 1024 * 1024;
@@ -239,7 +244,7 @@ static void target_add(const char *name, int pass, const char *limit, const char
         t->pass = pass;
 }
 
-/* A variant of a stage: one function that measures once, run round-robin with the others. */
+/* A variant of a stage: one function that measures once, run interleaved with the others. */
 typedef struct Variant Variant;
 struct Variant {
         const char *name;
@@ -251,21 +256,41 @@ struct Variant {
         double extra_sum; /* a variant's own per-run count (qemu-ga's polls) */
 };
 
+/* xorshift64, with a fixed seed: every run shuffles the same way. */
+static uint64_t shuffle_state = 0x9e3779b97f4a7c15ULL;
+
+static size_t random_below(size_t n) {
+        shuffle_state ^= shuffle_state << 13;
+        shuffle_state ^= shuffle_state >> 7;
+        shuffle_state ^= shuffle_state << 17;
+        return (size_t) (shuffle_state % n);
+}
+
 static void run_interleaved(Variant *variants, size_t n, unsigned rounds, const char *what) {
         uint64_t start = now_usec();
+        size_t order[MAX_VARIANTS];
 
         for (unsigned r = 0; r < rounds; r++) {
-                /* Each round starts one further along, so no variant always runs first or right
-                 * after the same neighbour. */
+                /* A new order every round. A fixed rotation put each variant always right after
+                 * the same neighbour, whose leftovers (a daemon still closing and reaping after
+                 * its reply) then always landed on it: up to 20 us on the floor here. */
+                for (size_t k = 0; k < n; k++)
+                        order[k] = k;
+                for (size_t k = n; k > 1; k--) {
+                        size_t j = random_below(k), t = order[k - 1];
+
+                        order[k - 1] = order[j];
+                        order[j] = t;
+                }
                 for (size_t k = 0; k < n; k++) {
-                        Variant *v = &variants[(r + k) % n];
+                        Variant *v = &variants[order[k]];
                         double x;
                         int q;
 
                         if (!v->run || v->failures >= 3)
                                 continue;
                         if (arg_only && !strstr(v->name, arg_only) && !strstr(v->name, "floor") &&
-                            !strstr(v->name, "directly"))
+                            !strstr(v->name, "directly") && !strstr(v->name, "reference"))
                                 continue;
                         q = v->run(v, &x);
                         if (q < 0) {
@@ -596,6 +621,100 @@ static int run_spawn_true(Variant *v, double *ret) {
         return 0;
 }
 
+/* The least any daemon that spawns on request pays: a process that, for each byte it reads on a
+ * socket, posix_spawn()s the command and answers one byte, then one more when the command's
+ * pidfd says it exited. Against the floor it adds the two wakeups across processes; sandboxd
+ * against it adds D-Bus and what sandboxd does for a session. */
+typedef struct SpawnServer {
+        pid_t pid;
+        int fd;
+} SpawnServer;
+
+static _Noreturn void spawn_server_main(int fd) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = 3 };
+        int ep;
+
+        /* Nothing of the harness's: its connections must close when it closes them. */
+        if (dup2(fd, 3) < 0 || syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
+                _exit(1);
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, 3, &ev) < 0)
+                _exit(1);
+        for (;;) {
+                struct epoll_event e[8];
+                int n = epoll_wait(ep, e, ELEMENTSOF(e), -1);
+
+                for (int i = 0; i < n; i++) {
+                        char c = 'x';
+
+                        if (e[i].data.fd == 3) {
+                                pid_t pid;
+                                int pidfd;
+
+                                if (read(3, &c, 1) <= 0)
+                                        _exit(0);
+                                if (posix_spawn(&pid, true_argv[0], NULL, NULL, true_argv, environ) != 0)
+                                        _exit(1);
+                                pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+                                ev = (struct epoll_event) { .events = EPOLLIN, .data.fd = pidfd };
+                                if (pidfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, pidfd, &ev) < 0)
+                                        _exit(1);
+                                c = 'r';
+                        } else {
+                                (void) waitid(P_PIDFD, (id_t) e[i].data.fd, &(siginfo_t) {}, WEXITED);
+                                close(e[i].data.fd);
+                        }
+                        if (write(3, &c, 1) != 1)
+                                _exit(1);
+                }
+        }
+}
+
+static int spawn_server_start(SpawnServer *srv) {
+        int sv[2];
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        srv->pid = fork();
+        if (srv->pid < 0) {
+                close(sv[0]);
+                close(sv[1]);
+                return -errno;
+        }
+        if (srv->pid == 0)
+                spawn_server_main(sv[1]);
+        close(sv[1]);
+        srv->fd = sv[0];
+        return 0;
+}
+
+static void spawn_server_stop(SpawnServer *srv) {
+        if (srv->pid <= 0)
+                return;
+        close(srv->fd);
+        (void) waitpid(srv->pid, NULL, 0);
+        srv->pid = 0;
+}
+
+static int run_spawn_server(Variant *v, double *ret) {
+        SpawnServer *srv = v->userdata;
+        uint64_t t0 = now_usec();
+        char buf[2];
+        size_t got = 0;
+
+        if (write(srv->fd, "e", 1) != 1)
+                return -EIO;
+        while (got < sizeof buf) {
+                ssize_t k = read(srv->fd, buf + got, sizeof buf - got);
+
+                if (k <= 0)
+                        return -EIO;
+                got += (size_t) k;
+        }
+        *ret = (double) (now_usec() - t0) / 1000.0;
+        return 0;
+}
+
 static int run_sandbox_true(Variant *v, double *ret) {
         Conn *c = v->userdata;
         uint64_t t0 = now_usec();
@@ -871,17 +990,40 @@ static void print_latency_row(const Variant *v, double floor_median, bool with_p
         printf("\n");
 }
 
+/* This build against the baseline's, measured in the same interleaved rounds: the one comparison
+ * of two builds that machine drift does not spoil. */
+static void print_baseline_delta(const char *what, const Variant *vs, size_t i_this, size_t i_base, bool rate) {
+        double a, b;
+
+        if (i_this == SIZE_MAX || i_base == SIZE_MAX || vs[i_this].samples.n == 0 || vs[i_base].samples.n == 0)
+                return;
+        a = samples_quantile(&vs[i_this].samples, 0.5);
+        b = samples_quantile(&vs[i_base].samples, 0.5);
+        if (rate)
+                printf("  %s: this build %.0f MiB/s, %s %.0f MiB/s (%+.1f %%)\n", what, a, arg_base_label, b,
+                       (a / b - 1) * 100);
+        else
+                printf("  %s: this build %.3f ms, %s %.3f ms (%+.1f us, %+.1f %%)\n", what, a, arg_base_label, b,
+                       (a - b) * 1000, (a / b - 1) * 100);
+}
+
 static void stage_latency(void) {
         Variant vs[MAX_VARIANTS] = {};
-        Conn *bus = NULL, *p2p = NULL;
+        Conn *bus = NULL, *p2p = NULL, *base_bus = NULL, *base_p2p = NULL;
+        static char base_p2p_name[64], base_bus_name[64];
+        SpawnServer srv = {};
         Flatpak *fp = NULL;
         Qga *qga = NULL, *qga_slow = NULL;
         size_t n = 0;
         int r;
-        size_t i_floor, i_p2p = SIZE_MAX, i_bus = SIZE_MAX, i_fp = SIZE_MAX, i_qga = SIZE_MAX;
+        size_t i_floor, i_p2p = SIZE_MAX, i_bus = SIZE_MAX, i_fp = SIZE_MAX, i_qga = SIZE_MAX,
+               i_base_p2p = SIZE_MAX, i_base_bus = SIZE_MAX;
 
         i_floor = n;
         vs[n++] = (Variant) { .name = "posix_spawn+waitpid (floor)", .run = run_spawn_true };
+        r = spawn_server_start(&srv);
+        vs[n++] = (Variant) { .name = "minimal spawn server (reference)", .run = r < 0 ? NULL : run_spawn_server,
+                              .userdata = &srv };
         if (arg_p2p) {
                 r = conn_open(arg_p2p, false, &p2p);
                 if (r < 0)
@@ -897,6 +1039,24 @@ static void stage_latency(void) {
                 i_bus = n;
                 vs[n++] = (Variant) { .name = "sandboxd Exec, via dbus-daemon", .run = r < 0 ? NULL : run_sandbox_true,
                                       .userdata = bus };
+        }
+        if (arg_base_p2p) {
+                r = conn_open(arg_base_p2p, false, &base_p2p);
+                if (r < 0)
+                        fprintf(stderr, "%s p2p: %s\n", arg_base_label, strerror(-r));
+                snprintf(base_p2p_name, sizeof base_p2p_name, "  peer-to-peer, %s", arg_base_label);
+                i_base_p2p = n;
+                vs[n++] = (Variant) { .name = base_p2p_name, .run = r < 0 ? NULL : run_sandbox_true,
+                                      .userdata = base_p2p };
+        }
+        if (arg_base_bus) {
+                r = conn_open(arg_base_bus, true, &base_bus);
+                if (r < 0)
+                        fprintf(stderr, "%s bus: %s\n", arg_base_label, strerror(-r));
+                snprintf(base_bus_name, sizeof base_bus_name, "  via dbus-daemon, %s", arg_base_label);
+                i_base_bus = n;
+                vs[n++] = (Variant) { .name = base_bus_name, .run = r < 0 ? NULL : run_sandbox_true,
+                                      .userdata = base_bus };
         }
         if (arg_flatpak) {
                 r = flatpak_open(arg_flatpak, &fp);
@@ -933,11 +1093,14 @@ static void stage_latency(void) {
         run_interleaved(vs, n, arg_exec_rounds, "latency");
 
         print_header("Exec latency: /bin/true from request to exit status");
-        printf("  %u rounds, variants interleaved round-robin; ratio to the posix_spawn floor\n", arg_exec_rounds);
+        printf("  %u rounds, variants in a new random order each round; ratio to the posix_spawn floor\n",
+               arg_exec_rounds);
         printf("  %-34s %10s %10s %8s\n", "variant", "median", "p90", "ratio");
         double floor_med = samples_quantile(&vs[i_floor].samples, 0.5);
         for (size_t i = 0; i < n; i++)
                 print_latency_row(&vs[i], floor_med, vs[i].run == run_qga_true);
+        print_baseline_delta("Exec latency, peer-to-peer", vs, i_p2p, i_base_p2p, false);
+        print_baseline_delta("Exec latency, via dbus-daemon", vs, i_bus, i_base_bus, false);
 
         /* Targets. */
         double best_peer = -1;
@@ -976,6 +1139,9 @@ static void stage_latency(void) {
                 free(vs[i].samples.v);
         conn_close(p2p);
         conn_close(bus);
+        conn_close(base_p2p);
+        conn_close(base_bus);
+        spawn_server_stop(&srv);
         if (fp) {
                 sd_bus_flush_close_unref(fp->bus);
                 free(fp);
@@ -1147,7 +1313,10 @@ static void stage_throughput(void) {
         RelayVariant rvs[MAX_VARIANTS] = {};
         Conn *bus = NULL, *p2p = NULL;
         size_t n = 0, nr = 0;
-        size_t i_pipe, i_ptyd, i_bus = SIZE_MAX, i_p2p = SIZE_MAX, i_pty = SIZE_MAX, i_fd = SIZE_MAX;
+        size_t i_pipe, i_ptyd, i_bus = SIZE_MAX, i_p2p = SIZE_MAX, i_pty = SIZE_MAX, i_fd = SIZE_MAX,
+               i_base_bus = SIZE_MAX, i_base_p2p = SIZE_MAX;
+        static char base_p2p_name[64], base_bus_name[64];
+        Conn *base_bus = NULL, *base_p2p = NULL;
         int r;
 
         snprintf(size_arg, sizeof size_arg, "%" PRIu64, arg_size);
@@ -1194,6 +1363,19 @@ static void stage_throughput(void) {
                 }
         }
 
+        if (arg_base_bus && conn_open(arg_base_bus, true, &base_bus) >= 0) {
+                snprintf(base_bus_name, sizeof base_bus_name, "  via dbus-daemon, %s", arg_base_label);
+                rvs[nr] = (RelayVariant) { base_bus, {} };
+                i_base_bus = n;
+                vs[n++] = (Variant) { .name = base_bus_name, .run = run_relay, .userdata = &rvs[nr++] };
+        }
+        if (arg_base_p2p && conn_open(arg_base_p2p, false, &base_p2p) >= 0) {
+                snprintf(base_p2p_name, sizeof base_p2p_name, "  peer-to-peer, %s", arg_base_label);
+                rvs[nr] = (RelayVariant) { base_p2p, {} };
+                i_base_p2p = n;
+                vs[n++] = (Variant) { .name = base_p2p_name, .run = run_relay, .userdata = &rvs[nr++] };
+        }
+
         run_interleaved(vs, n, arg_tput_rounds, "throughput");
 
         print_header("Output throughput");
@@ -1218,6 +1400,8 @@ static void stage_throughput(void) {
                         printf("   %u failures: %s", v->failures, v->error);
                 printf("\n");
         }
+        print_baseline_delta("Output via dbus-daemon", vs, i_bus, i_base_bus, true);
+        print_baseline_delta("Output peer-to-peer", vs, i_p2p, i_base_p2p, true);
 
         struct {
                 size_t i;
@@ -1248,6 +1432,8 @@ static void stage_throughput(void) {
                 free(vs[i].samples.v);
         conn_close(p2p);
         conn_close(bus);
+        conn_close(base_p2p);
+        conn_close(base_bus);
 }
 
 /* Stage 3: many sessions at once. */
@@ -1445,15 +1631,17 @@ static void stage_scale(void) {
 
         for (unsigned k = 0; k < arg_n_scale; k++) {
                 unsigned N = arg_scale[k];
+                /* A relayed session holds six fds in the daemon: see sandboxd(8), --max-sessions. */
+                rlim_t need = (rlim_t) N * 6 + 64;
 
                 if (pid_max > 0 && (long) N + 1000 > pid_max)
                         printf("  N=%u: kernel.pid_max=%ld is tight\n", N, pid_max);
-                if ((rlim_t) N * 4 + 64 > rl.rlim_max)
-                        printf("  N=%u relayed needs ~%u fds in the daemon, more than the hard limit %llu "
-                               "(raising it needs CAP_SYS_RESOURCE)\n", N, N * 4 + 64,
+                if (need > rl.rlim_max)
+                        printf("  N=%u relayed needs ~%llu fds in the daemon, more than the hard limit %llu "
+                               "(raising it needs CAP_SYS_RESOURCE)\n", N, (unsigned long long) need,
                                (unsigned long long) rl.rlim_max);
                 scale_one(N, false);
-                if ((rlim_t) N * 4 + 64 > rl.rlim_max)
+                if (need > rl.rlim_max)
                         scale_one(N, true);
         }
 }
@@ -1646,6 +1834,9 @@ static void help(void) {
                "  --window=BYTES         output-window for the relayed variants (default %" PRIu64 ")\n"
                "  --qga-poll-usec=USEC   Pause between guest-exec-status polls (default 0)\n"
                "  --only=TEXT            Only the variants whose name contains TEXT, and the floors\n"
+               "  --baseline-p2p=ADDRESS Another build's sandboxd, peer-to-peer, measured in the same rounds\n"
+               "  --baseline-bus=ADDRESS Another build's sandboxd on its own private system bus\n"
+               "  --baseline-label=TEXT  What to call that build (default: baseline)\n"
                "  --quick                Small sizes and few rounds (about a minute)\n",
                program_invocation_short_name, arg_exec_rounds, arg_tput_rounds, arg_size, arg_scale_probes,
                arg_cold_rounds, arg_window);
@@ -1667,7 +1858,7 @@ static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_BUS = 0x100, ARG_P2P, ARG_FLATPAK, ARG_QGA, ARG_SANDBOXD, ARG_ECHO, ARG_TMPDIR, ARG_STAGES,
                 ARG_EXEC_ROUNDS, ARG_TPUT_ROUNDS, ARG_SIZE, ARG_SCALE, ARG_SCALE_PROBES, ARG_COLD_ROUNDS,
-                ARG_WINDOW, ARG_QGA_POLL, ARG_QUICK, ARG_ONLY,
+                ARG_WINDOW, ARG_QGA_POLL, ARG_QUICK, ARG_ONLY, ARG_BASE_P2P, ARG_BASE_BUS, ARG_BASE_LABEL,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -1689,6 +1880,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "qga-poll-usec", required_argument, NULL, ARG_QGA_POLL },
                 { "quick", no_argument, NULL, ARG_QUICK },
                 { "only", required_argument, NULL, ARG_ONLY },
+                { "baseline-p2p", required_argument, NULL, ARG_BASE_P2P },
+                { "baseline-bus", required_argument, NULL, ARG_BASE_BUS },
+                { "baseline-label", required_argument, NULL, ARG_BASE_LABEL },
                 {}
         };
         int c;
@@ -1729,6 +1923,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_COLD_ROUNDS: arg_cold_rounds = (unsigned) atoi(optarg); break;
                 case ARG_WINDOW: arg_window = parse_size(optarg); break;
                 case ARG_ONLY: arg_only = optarg; break;
+                case ARG_BASE_P2P: arg_base_p2p = optarg; break;
+                case ARG_BASE_BUS: arg_base_bus = optarg; break;
+                case ARG_BASE_LABEL: arg_base_label = optarg; break;
                 case ARG_QGA_POLL: arg_qga_poll_usec = strtoull(optarg, NULL, 10); break;
                 case ARG_QUICK:
                         arg_exec_rounds = 150;
