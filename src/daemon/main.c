@@ -257,6 +257,6 @@ int main(int argc, char *argv[]) {
         int r = run(argc, argv);
 
         strv_free(arg_listen);
-        user_cache_flush();
+        user_cache_done();
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

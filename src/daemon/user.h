@@ -19,8 +19,10 @@ typedef struct UserInfo {
 /* spec is "name", "uid", "name:group" or "uid:gid", or NULL for default_uid. Returns -EINVAL
  * for a malformed spec, -ESRCH when the user or group does not exist. Looks up NSS, so call
  * it in the daemon, never in a child. Answers are kept for up to a second while
- * /etc/nsswitch.conf, /etc/passwd and /etc/group are unchanged. */
+ * /etc/nsswitch.conf, /etc/passwd and /etc/group are unchanged (an inotify watch on /etc). */
 int user_resolve(const char *spec, uid_t default_uid, UserInfo *ret);
 void user_info_done(UserInfo *u);
-/* Forgets the kept answers (at exit, so that leak checkers see nothing left). */
+/* Forgets the kept answers. */
 void user_cache_flush(void);
+/* Forgets them and stops watching the files (at exit, so that leak checkers see nothing left). */
+void user_cache_done(void);

@@ -335,6 +335,27 @@ def test_user_database_changes_are_seen_at_once(p2p_harness, ident):
                            stderr=subprocess.DEVNULL)
 
 
+def test_user_database_edited_in_place_is_seen_at_once(p2p_harness, ident):
+    """The same for a file written in place rather than replaced by a new one, as an editor or
+    `>>` does: a group line appended to /etc/group counts for the very next Exec."""
+    client = p2p_harness.client()
+    st, _, _ = probe(client, {'user': ident.name})   # now kept
+    assert set(ids(st, 'Groups')) == ident.groups
+    used = {g.gr_gid for g in grp.getgrall()}
+    gid = next(g for g in range(61000, 62000) if g not in used)
+    with open('/etc/group', 'rb') as f:
+        saved = f.read()
+    try:
+        with open('/etc/group', 'ab') as f:
+            f.write(f'{ident.name}-p:x:{gid}:{ident.name}\n'.encode())
+        st, _, _ = probe(client, {'user': ident.name})
+        assert set(ids(st, 'Groups')) == ident.groups | {gid}, st['Groups']
+    finally:
+        with open('/etc/group', 'r+b') as f:
+            f.write(saved)
+            f.truncate()
+
+
 def test_default_user_of_a_bare_uid_caller(p2p_harness, ident):
     h = p2p_harness
     h.start()
