@@ -6,6 +6,9 @@
 #
 #   bench/run.sh [--quick] [--baseline=REV] [sandbox-bench options…]
 #
+# Stages: latency, throughput, scale, cold (on this machine) and unit (bench/boot-cold.sh: the
+# real units in a booted container); --stages=LIST picks some, the default is all.
+#
 # --baseline=REV also builds git revision REV in a temporary worktree and measures its daemon in
 # the same interleaved rounds (latency and throughput): the way to tell whether a change helped,
 # since figures from separate runs drift by more than most changes move them.
@@ -19,10 +22,17 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 
 baseline=
 args=()
+boot_args=()
+boot=yes
 for a in "$@"; do
         case $a in
         --baseline=*) baseline=${a#--baseline=} ;;
         *) args+=("$a") ;;
+        esac
+        case $a in
+        --stages=*unit*) ;;
+        --stages=*) boot=no ;;
+        --cold-rounds=*|--quick) boot_args+=("$a") ;;
         esac
 done
 
@@ -43,6 +53,7 @@ declare -A need=(
         [cc]=gcc
         [prlimit]=util-linux
         [git]=git
+        [systemd-nspawn]=systemd-container
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -200,3 +211,8 @@ echo "sandboxd: $SANDBOXD (commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev
         --flatpak="unix:path=$TMP/session.socket" --qga="$TMP/qga.socket" \
         --sandboxd="$SANDBOXD" --echo="$ECHO" --tmpdir="$TMP" "${baseline_args[@]}" "${args[@]}" \
         | tee "$TMP/result.txt"
+
+# The cold start through the real units needs a booted system: a container of its own.
+if [ "$boot" = yes ]; then
+        "$ROOT/bench/boot-cold.sh" "${boot_args[@]}" | tee -a "$TMP/result.txt"
+fi
