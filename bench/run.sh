@@ -54,13 +54,14 @@ declare -A need=(
         [prlimit]=util-linux
         [git]=git
         [systemd-nspawn]=systemd-container
+        [xsltproc]=xsltproc
 )
 missing=()
 for cmd in "${!need[@]}"; do
         if [[ $cmd == /* ]]; then [ -x "$cmd" ] || missing+=("${need[$cmd]}")
         else command -v "$cmd" >/dev/null || missing+=("${need[$cmd]}"); fi
 done
-for p in libsystemd-dev libcap-dev libseccomp-dev; do
+for p in libsystemd-dev libcap-dev libseccomp-dev docbook-xsl docbook-xml; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
