@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "output-splice.h"
 #include "session.h"
 
 /* How many bytes the next read may take: the chunk size, within the output window. */
@@ -40,8 +41,41 @@ void session_output_update(Session *s) {
         for (int i = 0; i < 2; i++)
                 if (s->out[i].source)
                         (void) sd_event_source_set_enabled(s->out[i].source,
-                                                           on && !s->out[i].eof ? SD_EVENT_ON
-                                                                                : SD_EVENT_OFF);
+                                                           on && !s->out[i].eof && !s->out[i].resting
+                                                                   ? SD_EVENT_ON
+                                                                   : SD_EVENT_OFF);
+}
+
+static int output_rest_done(sd_event_source *es, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+
+        s->out[0].resting = s->out[1].resting = false;
+        session_output_update(s);
+        return 0;
+}
+
+/* Lets the writer fill the pipe before the next read, see OUTPUT_REST_USEC. */
+static void output_rest(Session *s, unsigned stream) {
+        int r;
+
+        if (s->rest_source)
+                r = sd_event_source_set_time_relative(s->rest_source, OUTPUT_REST_USEC);
+        else
+                r = sd_event_add_time_relative(s->manager->event, &s->rest_source, CLOCK_MONOTONIC,
+                                               OUTPUT_REST_USEC, 1, output_rest_done, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->rest_source, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return; /* no rest then: smaller signals, nothing lost */
+        s->out[stream].resting = true;
+        session_output_update(s);
+}
+
+/* What was sent counts against the window, and on the bus against what the client confirmed. */
+static void output_count(Session *s, size_t size) {
+        if (s->output_window > 0)
+                s->output_unacked += size;
+        client_output_sent(s->owner, size);
 }
 
 static void output_send(Session *s, unsigned stream, const void *data, size_t size) {
@@ -66,9 +100,7 @@ static void output_send(Session *s, unsigned stream, const void *data, size_t si
                 log_debug_errno(r, "Session %u: failed to send Output: %m", s->id);
                 return;
         }
-        if (s->output_window > 0)
-                s->output_unacked += size;
-        client_output_sent(s->owner, size);
+        output_count(s, size);
 }
 
 static void output_close(Session *s, unsigned stream) {
@@ -96,6 +128,16 @@ static int output_read_chunk(Session *s, unsigned stream) {
                 return -ENOBUFS;
         if (o->drain_limited)
                 budget = (size_t) MIN((uint64_t) budget, o->drain_left);
+
+        len = output_splice(s, stream, budget);
+        if (len > 0) {
+                output_count(s, len);
+                if (o->drain_limited)
+                        o->drain_left -= len;
+                else if (len < budget)
+                        output_rest(s, stream);
+                return len == budget;
+        }
 
         while (len < budget) {
                 ssize_t n = read(o->fd, buf + len, budget - len);
@@ -167,6 +209,7 @@ void session_output_limit_drain(Session *s) {
                         n = 0;
                 o->drain_limited = true;
                 o->drain_left = (uint64_t) n + (s->tty ? PTY_DRAIN_SLACK : 0);
+                o->resting = false; /* the drain reads it now */
         }
 }
 

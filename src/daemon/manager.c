@@ -12,6 +12,7 @@
 #include "log.h"
 #include "polkit.h"
 #include "manager.h"
+#include "output-splice.h"
 #include "session.h"
 
 static int manager_drain_event(sd_event_source *es, void *userdata) {
@@ -378,6 +379,7 @@ int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret) {
                 return -ENOMEM;
         c->p2p = true;
         c->uid = uid;
+        client_splice_init(c);
         LIST_PREPEND(clients, m->p2p_clients, c);
         m->n_p2p_clients++;
 

@@ -32,6 +32,11 @@ typedef struct Session Session;
  * signals, with fewer wakeups of everyone on the way. */
 #define OUTPUT_CHUNK_MAX (256 * 1024)
 #define PIPE_DEFAULT_SIZE (64 * 1024)
+/* A fast stream whose Output is spliced rests this long after a chunk that did not fill, so that
+ * the next one is large: without it the daemon sends whatever the writer managed since the last
+ * wakeup (27 KiB on average for `head -c` here), ten times the messages for the client to take
+ * apart. Long enough for the writer to fill most of a chunk, short beside anything a person sees. */
+#define OUTPUT_REST_USEC 100
 /* Reading stops while a connection has more than this many messages queued for writing (at
  * most 4 MiB of Output)... */
 #define OUTPUT_QUEUE_MAX 16
@@ -68,6 +73,8 @@ struct Client {
         sd_bus_slot *ping_slot;
         bool ping_disabled;
         bool p2p;
+        int splice_sndbuf;              /* p2p on a unix socket: its send buffer; <= 0: no splicing */
+        uint32_t splice_serial;         /* the next serial of a hand-written Output */
         LIST_FIELDS(Client, clients);
 };
 

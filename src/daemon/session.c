@@ -247,6 +247,7 @@ Session *session_free(Session *s) {
         sd_event_source_disable_unref(s->timeout_source);
         sd_event_source_disable_unref(s->kill_source);
         sd_event_source_disable_unref(s->stdin_source);
+        sd_event_source_disable_unref(s->rest_source);
         for (int i = 0; i < 2; i++) {
                 sd_event_source_disable_unref(s->out[i].source);
                 if (s->out[i].fd != s->master)

@@ -18,6 +18,7 @@ typedef struct OutputStream {
         bool eof;
         bool drain_limited;             /* the leader exited: read at most drain_left more */
         bool grown;                     /* the pipe was offered OUTPUT_CHUNK_MAX of buffer */
+        bool resting;                   /* not read until rest_source fires, see output_rest() */
         uint64_t drain_left;
 } OutputStream;
 
@@ -55,6 +56,7 @@ struct Session {
 
         uint64_t output_window, output_unacked;
         bool paused;                    /* waiting for the connection's queue to drain */
+        sd_event_source *rest_source;   /* ends a stream's rest */
         bool leader_exited;             /* draining what it wrote before sending Exited */
         int exit_code, exit_signal;
 

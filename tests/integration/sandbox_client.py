@@ -257,6 +257,7 @@ class Result:
         self.exited = 0        # how many Exited signals
         self.after_exit = []   # members of signals for the id after Exited
         self.seqs = []         # sequence numbers of every signal of the id
+        self.serials = []      # the D-Bus serials of its Output signals
         self.destinations = set()
         self.paths = set()
         self.senders = set()
@@ -313,6 +314,7 @@ class SandboxClient:
                 r.after_exit.append(member)
             if member == 'Output':
                 r.chunks.append((body[1], bytes(body[2])))
+                r.serials.append(msg.header.serial)
             else:
                 r.exited += 1
                 if r.exited == 1:
