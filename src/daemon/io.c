@@ -159,8 +159,10 @@ static int output_read_chunk(Session *s, unsigned stream) {
         if (len > 0)
                 output_send(s, stream, buf, len);
         if (!o->grown && !s->tty && len >= PIPE_DEFAULT_SIZE) {
-                /* May fail past the per-user pipe limits (EPERM): the default size still works. */
-                (void) fcntl(o->fd, F_SETPIPE_SZ, OUTPUT_CHUNK_MAX);
+                /* May fail past the per-user pipe limits (EPERM): a smaller size still works. */
+                if (!output_splice_possible(s) ||
+                    fcntl(o->fd, F_SETPIPE_SZ, OUTPUT_PIPE_SPLICE_SIZE) < 0)
+                        (void) fcntl(o->fd, F_SETPIPE_SZ, OUTPUT_CHUNK_MAX);
                 o->grown = true;
         }
         if (o->drain_limited)

@@ -37,6 +37,10 @@ typedef struct Session Session;
  * wakeup (27 KiB on average for `head -c` here), ten times the messages for the client to take
  * apart. Long enough for the writer to fill most of a chunk, short beside anything a person sees. */
 #define OUTPUT_REST_USEC 100
+/* ... and its pipe is grown to this size instead: spliced pages leave the pipe with the data, and
+ * with room for four chunks the writer goes on writing while the daemon rests and sends, instead
+ * of sleeping on a full pipe (+40 % over a 256 KiB pipe, measured side by side). */
+#define OUTPUT_PIPE_SPLICE_SIZE (1024 * 1024)
 /* Reading stops while a connection has more than this many messages queued for writing (at
  * most 4 MiB of Output)... */
 #define OUTPUT_QUEUE_MAX 16

@@ -155,6 +155,10 @@ static int move_data(Session *s, int from, int to, size_t size) {
         return 0;
 }
 
+bool output_splice_possible(Session *s) {
+        return s->owner && s->owner->splice_sndbuf > 0 && !s->tty;
+}
+
 size_t output_splice(Session *s, unsigned stream, size_t max) {
         OutputStream *o = &s->out[stream];
         Client *c = s->owner;
@@ -163,7 +167,7 @@ size_t output_splice(Session *s, unsigned stream, size_t max) {
         int fd, avail = 0, queued = 0, r;
         uint64_t n_queued;
 
-        if (!c || c->splice_sndbuf <= 0 || s->tty || !o->grown)
+        if (!output_splice_possible(s) || !o->grown)
                 return 0;
         if (sd_bus_get_n_queued_write(c->bus, &n_queued) < 0 || n_queued > 0)
                 return 0;

@@ -2,6 +2,7 @@
 /* Output signals written on a peer-to-peer unix socket by hand, their bytes spliced from the pipe. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "manager.h"
@@ -11,6 +12,9 @@
 
 /* Finds out whether the client's connection may carry spliced Output. */
 void client_splice_init(Client *c);
+
+/* Whether the session's output may be spliced to its client, now. */
+bool output_splice_possible(Session *s);
 
 /* Sends up to 'max' bytes of the stream's output as one Output signal, without copying them.
  * Returns how many bytes it took from the pipe, or 0 where this does not apply now: then the

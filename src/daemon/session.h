@@ -17,7 +17,7 @@ typedef struct OutputStream {
         sd_event_source *source;
         bool eof;
         bool drain_limited;             /* the leader exited: read at most drain_left more */
-        bool grown;                     /* the pipe was offered OUTPUT_CHUNK_MAX of buffer */
+        bool grown;                     /* the pipe filled once and was offered more buffer */
         bool resting;                   /* not read until rest_source fires, see output_rest() */
         uint64_t drain_left;
 } OutputStream;

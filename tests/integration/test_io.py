@@ -114,6 +114,24 @@ def test_fast_output_of_concurrent_streams_is_exact(harness):
             assert spliced > 0, f'nothing spliced among {len(r.serials)} signals'
 
 
+PIPE_SIZE_CHILD = r'''
+import fcntl, os, sys, time
+os.write(1, bytes(2 * 1024 * 1024))
+time.sleep(0.3)
+sys.stderr.write("%d\n" % fcntl.fcntl(1, 1032))  # F_GETPIPE_SZ
+'''
+
+
+def test_fast_writer_pipe_is_grown(harness):
+    """A pipe the command fills is grown: to 1 MiB where its output is spliced (peer-to-peer on a
+    unix socket), so that the command writes on while the daemon rests; to 256 KiB elsewhere."""
+    client = harness.client()
+    r = client.run([PY, '-c', PIPE_SIZE_CHILD], timeout=30)
+    assert (r.code, r.signal) == (0, 0), r
+    assert len(r.stdout) == 2 * 1024 * 1024
+    assert int(r.stderr) == (262144 if harness.is_bus else 1048576), r.stderr
+
+
 def test_fast_output_exact_when_the_client_reads_late(client):
     """The client reads nothing for a while, so the socket fills while the command writes; then it
     reads everything. What the daemon wrote by hand and what sd-bus queued meanwhile arrive whole
