@@ -37,7 +37,7 @@ static const sd_bus_vtable driver_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-static int socket_family(int fd) {
+int socket_family(int fd) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
 

@@ -18,3 +18,6 @@ int listener_new_address(Manager *m, const char *address);
 /* A listening socket passed by systemd. */
 int listener_new_fd(Manager *m, int fd);
 Listener *listener_free(Listener *l);
+
+/* AF_UNIX, AF_VSOCK, …: what a socket is, or a negative errno. */
+int socket_family(int fd);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "log.h"
 #include "output-splice.h"
 #include "session.h"
@@ -69,6 +70,7 @@ static size_t output_header(uint8_t buf[static OUTPUT_HEADER_MAX], uint32_t seri
                             uint32_t stream, uint32_t size) {
         Marshal w = { .buf = buf };
         size_t fields;
+        uint32_t fields_size;
 
         buf[w.n++] = __BYTE_ORDER == __LITTLE_ENDIAN ? 'l' : 'B';
         buf[w.n++] = 4; /* signal */
@@ -82,7 +84,8 @@ static size_t output_header(uint8_t buf[static OUTPUT_HEADER_MAX], uint32_t seri
         marshal_field(&w, 2, 's', SANDBOX_INTERFACE);
         marshal_field(&w, 3, 's', "Output");
         marshal_field(&w, 8, 'g', "uuay");
-        memcpy(buf + fields - sizeof(uint32_t), &(uint32_t) { (uint32_t) (w.n - fields) }, sizeof(uint32_t));
+        fields_size = (uint32_t) (w.n - fields);
+        memcpy(buf + fields - sizeof fields_size, &fields_size, sizeof fields_size);
         marshal_pad(&w, 8);
         marshal_u32(&w, id);
         marshal_u32(&w, stream);
@@ -91,65 +94,27 @@ static size_t output_header(uint8_t buf[static OUTPUT_HEADER_MAX], uint32_t seri
 }
 
 void client_splice_init(Client *c) {
-        int fd = sd_bus_get_fd(c->bus), domain = 0, sndbuf = 0;
-        socklen_t len = sizeof domain;
+        int fd = sd_bus_get_fd(c->bus), sndbuf = 0;
+        socklen_t len = sizeof sndbuf;
 
         c->splice_sndbuf = -1;
         c->splice_serial = SERIAL_FIRST;
-        if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX)
+        if (fd < 0 || socket_family(fd) != AF_UNIX)
                 return;
-        len = sizeof sndbuf;
         if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) < 0 || sndbuf <= 0)
                 return;
         c->splice_sndbuf = sndbuf;
 }
 
-/* Writes all of 'size' bytes or fails; the socket was checked to have room for them. */
-static int send_all(int fd, const void *data, size_t size) {
-        const uint8_t *p = data;
-
-        while (size > 0) {
-                ssize_t k = send(fd, p, size, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return k < 0 ? -errno : -EIO;
-                p += k;
-                size -= (size_t) k;
-        }
-        return 0;
-}
-
-/* The body's bytes, from the pipe to the socket. Where the kernel cannot splice into this socket
- * (EINVAL), they are copied instead, and the connection is not offered splicing again. */
-static int move_data(Session *s, int from, int to, size_t size) {
+/* The body's bytes, from the pipe to the socket; FIONREAD said the pipe holds them. */
+static int move_data(int from, int to, size_t size) {
         while (size > 0) {
                 ssize_t k = splice(from, NULL, to, NULL, size, SPLICE_F_NONBLOCK);
 
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k < 0 && errno == EINVAL)
-                        break;
                 if (k <= 0)
                         return k < 0 ? -errno : -EIO;
-                size -= (size_t) k;
-        }
-        if (size == 0)
-                return 0;
-
-        s->owner->splice_sndbuf = -1;
-        while (size > 0) {
-                ssize_t k = read(from, s->manager->read_buffer, MIN(size, (size_t) OUTPUT_CHUNK_MAX));
-                int r;
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return k < 0 ? -errno : -EIO; /* FIONREAD promised more */
-                r = send_all(to, s->manager->read_buffer, (size_t) k);
-                if (r < 0)
-                        return r;
                 size -= (size_t) k;
         }
         return 0;
@@ -164,6 +129,7 @@ size_t output_splice(Session *s, unsigned stream, size_t max) {
         Client *c = s->owner;
         uint8_t header[OUTPUT_HEADER_MAX];
         size_t size, header_size;
+        ssize_t sent;
         int fd, avail = 0, queued = 0, r;
         uint64_t n_queued;
 
@@ -181,11 +147,13 @@ size_t output_splice(Session *s, unsigned stream, size_t max) {
 
         header_size = output_header(header, c->splice_serial, s->id, stream + 1, (uint32_t) size);
         c->splice_serial = c->splice_serial == UINT32_MAX ? SERIAL_FIRST : c->splice_serial + 1;
-        r = send_all(fd, header, header_size);
+        /* A nonblocking send that has room neither sleeps nor stops halfway. */
+        sent = send(fd, header, header_size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        r = sent == (ssize_t) header_size ? 0 : sent < 0 ? -errno : -EIO;
         if (r >= 0)
-                r = move_data(s, o->fd, fd, size);
+                r = move_data(o->fd, fd, size);
         if (r < 0) {
-                /* Half a message is on the wire: nothing can follow it. The connection ends, and
+                /* Part of a message may be on the wire: nothing can follow it. The connection ends, and
                  * sd-bus reports it as any other disconnect. */
                 log_debug_errno(r, "Session %u: failed to write Output, dropping the connection: %m",
                                 s->id);
