@@ -78,12 +78,9 @@ static void output_count(Session *s, size_t size) {
         client_output_sent(s->owner, size);
 }
 
-static void output_send(Session *s, unsigned stream, const void *data, size_t size) {
+static int output_send_one(Session *s, unsigned stream, const void *data, size_t size) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         int r;
-
-        if (!s->owner)
-                return; /* orphaned: drained and dropped */
 
         r = sd_bus_message_new_signal(s->owner->bus, &msg, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
                                       "Output");
@@ -95,12 +92,27 @@ static void output_send(Session *s, unsigned stream, const void *data, size_t si
                 r = sd_bus_message_append_array(msg, 'y', data, size);
         if (r >= 0)
                 r = sd_bus_send(s->owner->bus, msg, NULL);
-        if (r < 0) {
-                /* The connection is failing; its disconnect handler orphans the session. */
-                log_debug_errno(r, "Session %u: failed to send Output: %m", s->id);
-                return;
-        }
+        if (r < 0)
+                return r;
         output_count(s, size);
+        return 0;
+}
+
+static void output_send(Session *s, unsigned stream, const void *data, size_t size) {
+        size_t max;
+
+        if (!s->owner)
+                return; /* orphaned: drained and dropped */
+
+        max = s->owner->name ? OUTPUT_BUS_MESSAGE_MAX : size;
+        for (size_t off = 0; off < size; off += max) {
+                int r = output_send_one(s, stream, (const uint8_t *) data + off, MIN(max, size - off));
+                if (r < 0) {
+                        /* The connection is failing; its disconnect handler orphans the session. */
+                        log_debug_errno(r, "Session %u: failed to send Output: %m", s->id);
+                        return;
+                }
+        }
 }
 
 static void output_close(Session *s, unsigned stream) {

@@ -32,6 +32,13 @@ typedef struct Session Session;
  * signals, with fewer wakeups of everyone on the way. */
 #define OUTPUT_CHUNK_MAX (256 * 1024)
 #define PIPE_DEFAULT_SIZE (64 * 1024)
+/* On a bus, a chunk goes out as Output signals of up to this size. dbus-daemon (libdbus 1.14)
+ * reads a message into a buffer that doubles as it fills, and shrinks it back once the message is
+ * in. When that buffer passes glibc's mmap threshold (128 KiB), every message lands in freshly
+ * mapped pages, a page fault each 4 KiB, and that, not the copying, took most of dbus-daemon's
+ * time: 64 KiB signals already cross it (the buffer also holds the header and the next read).
+ * Up to about 48 KiB the rate is flat (16, 32 and 48 KiB measured alike), so this keeps a margin. */
+#define OUTPUT_BUS_MESSAGE_MAX (32 * 1024)
 /* A fast stream whose Output is spliced rests this long after a chunk that did not fill, so that
  * the next one is large: without it the daemon sends whatever the writer managed since the last
  * wakeup (27 KiB on average for `head -c` here), ten times the messages for the client to take

@@ -98,7 +98,8 @@ SPLICED_SERIAL_MIN = 0x80000000
 def test_fast_output_of_concurrent_streams_is_exact(harness):
     """Two sessions on one connection, each writing 16 MiB to stdout and to stderr at once: every
     stream arrives whole and in order. On a peer-to-peer unix socket most of it is spliced from the
-    pipes (output-splice.c), which the serials show; through dbus-daemon none of it is."""
+    pipes (output-splice.c), which the serials show; through dbus-daemon none of it is, and it comes
+    in signals of at most 32 KiB (OUTPUT_BUS_MESSAGE_MAX), where peer-to-peer ones are larger."""
     client = harness.client()
     size = 16 * 1024 * 1024
     sids = [client.exec([PY, '-c', TWO_STREAMS_CHILD, str(seed), str(size)])[0] for seed in (1, 3)]
@@ -108,10 +109,13 @@ def test_fast_output_of_concurrent_streams_is_exact(harness):
         assert r.stdout == random.Random(seed).randbytes(size), f'session {sid}: stdout differs'
         assert r.stderr == random.Random(seed + 1).randbytes(size), f'session {sid}: stderr differs'
         spliced = sum(1 for serial in r.serials if serial >= SPLICED_SERIAL_MIN)
+        largest = max(len(data) for _, data in r.chunks)
         if harness.is_bus:
             assert spliced == 0, r.serials
+            assert largest == 32 * 1024, largest
         else:
             assert spliced > 0, f'nothing spliced among {len(r.serials)} signals'
+            assert largest > 32 * 1024, largest
 
 
 PIPE_SIZE_CHILD = r'''
