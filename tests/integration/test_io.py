@@ -62,17 +62,23 @@ def test_binary_output_exact_and_in_order(client):
     assert mean >= 16384, f'{len(chunks)} Output signals, mean {mean:.0f} bytes: too small'
 
 
-def test_fast_writer_gets_large_signals(client):
-    """A command that fills its pipe has the pipe grown, and its output comes in signals of more
-    than the kernel's default 64 KiB pipe, but never more than 256 KiB (org.example.Sandbox1(5))."""
+def test_fast_writer_gets_large_signals(harness):
+    """A command that fills its pipe has the pipe grown, and peer-to-peer its output comes in
+    signals of more than the kernel's default 64 KiB pipe, but never more than 256 KiB; on the bus
+    in signals of at most 32 KiB, which dbus-daemon passes on faster (org.example.Sandbox1(5))."""
+    client = harness.client()
     size = 32 * 1024 * 1024
     sid, pid = client.exec(['head', '-c', str(size), '/dev/zero'])
     r = client.collect(sid, timeout=60)
     assert (r.code, r.signal) == (0, 0), r
     sizes = [len(d) for s, d in r.chunks if s == 1]
     assert sum(sizes) == size
-    assert max(sizes) <= 262144, max(sizes)
-    assert max(sizes) > 65536, f'no signal above 64 KiB among {len(sizes)}: the pipe was not grown'
+    if harness.is_bus:
+        # How full they are depends on how far the daemon fell behind the command at each read.
+        assert max(sizes) == 32768, max(sizes)
+    else:
+        assert max(sizes) <= 262144, max(sizes)
+        assert max(sizes) > 65536, f'no signal above 64 KiB among {len(sizes)}: the pipe was not grown'
 
 
 # Writes SIZE bytes of random.Random(SEED) to stdout, and as many of SEED + 1 to stderr at the same
