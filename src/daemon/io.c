@@ -104,7 +104,7 @@ static void output_send(Session *s, unsigned stream, const void *data, size_t si
         if (!s->owner)
                 return; /* orphaned: drained and dropped */
 
-        max = s->owner->name ? OUTPUT_BUS_MESSAGE_MAX : size;
+        max = s->owner->p2p ? size : OUTPUT_BUS_MESSAGE_MAX;
         for (size_t off = 0; off < size; off += max) {
                 int r = output_send_one(s, stream, (const uint8_t *) data + off, MIN(max, size - off));
                 if (r < 0) {

@@ -27,9 +27,10 @@ typedef struct Session Session;
 #define DEFAULT_MAX_CONNECTIONS 256
 #define DEFAULT_IDLE_TIMEOUT_USEC (30 * 1000000ULL)
 
-/* Output is read in chunks of up to this size, one Output signal each. A pipe that fills its
- * default 64 KiB is grown to this size, so that a command writing fast is relayed in large
- * signals, with fewer wakeups of everyone on the way. */
+/* Output is read in chunks of up to this size, one Output signal each peer-to-peer (on a bus,
+ * several: OUTPUT_BUS_MESSAGE_MAX). A pipe that fills its default 64 KiB is grown to this size,
+ * so that a command writing fast is relayed in large signals, with fewer wakeups of everyone on
+ * the way. */
 #define OUTPUT_CHUNK_MAX (256 * 1024)
 #define PIPE_DEFAULT_SIZE (64 * 1024)
 /* On a bus, a chunk goes out as Output signals of up to this size. dbus-daemon (libdbus 1.14)
