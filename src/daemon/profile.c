@@ -10,20 +10,57 @@
  * restricted
  *     Before the command is executed, in this order:
  *
- *     1.  CAP_SYS_ADMIN is dropped from the capability bounding set, while the daemon's
- *         privileges are still held. No later execve(2), set-user-ID program or file capability
- *         can give it back.
+ *     1.  CAP_SYS_ADMIN and CAP_SYS_PTRACE are dropped from the capability bounding set, while the
+ *         daemon's privileges are still held. No later execve(2), set-user-ID program or file
+ *         capability can give them back.
  *
  *     2.  After the switch to the target user: the ambient capability set is cleared, and
- *         CAP_SYS_ADMIN is removed from the effective, permitted and inheritable sets. Every
- *         other capability the process holds at that point is kept: a command running as root
- *         keeps root's remaining capabilities; a command running as any other user has none in
- *         its effective and permitted sets anyway.
+ *         CAP_SYS_ADMIN and CAP_SYS_PTRACE are removed from the effective, permitted and
+ *         inheritable sets. Every other capability the process holds at that point is kept: a
+ *         command running as root keeps root's remaining capabilities; a command running as any
+ *         other user has none in its effective and permitted sets anyway.
  *
  *     3.  The no_new_privs flag is set (PR_SET_NO_NEW_PRIVS, see prctl(2)): set-user-ID,
  *         set-group-ID and file capabilities are ignored by every later execve(2).
  *
- *     4.  A seccomp filter is installed; it is inherited by every child and survives execve(2).
+ *     4.  The process enters a Landlock domain of its own (landlock_restrict_self(2)), which every
+ *         child inherits and which survives execve(2). Processes in a domain may ptrace, and open
+ *         the /proc/PID files that need ptrace access to (mem, environ, maps, fd/, ...), only
+ *         processes in the same domain or one nested in it: the command cannot write into the
+ *         memory of another process of its user (a default-profile session, the user's desktop),
+ *         nor, as root without CAP_SYS_PTRACE, into the daemon's. Each session gets its own
+ *         domain, so two restricted sessions are kept apart from each other too. Where the
+ *         kernel's Landlock ABI is 6 or later (Linux 6.12), signals to processes outside the
+ *         domain fail with EPERM as well (LANDLOCK_SCOPE_SIGNAL); the session's own processes can
+ *         still signal one another, and the daemon can signal the session.
+ *
+ *         The domain does not restrict file access. From ABI 6 on it handles no file-system
+ *         access right at all. Before, a domain has to handle one to exist: it handles
+ *         LANDLOCK_ACCESS_FS_MAKE_BLOCK (creating block device nodes, which is refused then) and
+ *         LANDLOCK_ACCESS_FS_REFER with a rule granting it beneath "/", since a domain that
+ *         handles any file-system right refuses renaming or linking a file into another
+ *         directory (EXDEV) unless a rule grants LANDLOCK_ACCESS_FS_REFER. ABI 1 (Linux 5.13 to
+ *         5.18) has no REFER right, and its domains refuse those renames and links whatever the
+ *         rules; as that breaks ordinary commands (mv, ln, git), "restricted" gets no Landlock
+ *         domain there.
+ *
+ *         Without a usable Landlock (a kernel before 5.19, or Landlock not enabled in the "lsm="
+ *         list) the command runs without a domain, and the daemon says so once at startup. It
+ *         then keeps ptrace(2) and process_vm_readv/writev(2) denied by the seccomp filter and
+ *         CAP_SYS_PTRACE dropped, but a process of the same user that can be traced (one not made
+ *         undumpable, and no Yama ptrace_scope of 1 or more) can still be written through its
+ *         /proc/PID/mem.
+ *
+ *         Abstract UNIX sockets (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET) are not scoped: X11, D-Bus
+ *         session buses and other services listen on abstract addresses that ordinary commands
+ *         connect to, and their own peer checks are what guards them.
+ *
+ *         The ruleset is created in the child, as its fds above the spawn slots are gone by then
+ *         (see spawn.c); the daemon creates one at startup to learn that it works. Entering the
+ *         domain takes one fd (two on ABI 2 to 5) above 0-2 for a moment, which a nofile rlimit of
+ *         3 (or 4) does not leave: the command then fails to start (EMFILE at "landlock").
+ *
+ *     5.  A seccomp filter is installed; it is inherited by every child and survives execve(2).
  *         The following system calls fail with EPERM without being executed:
  *
  *             mount, umount2, pivot_root, move_mount, open_tree, fsopen,
@@ -48,11 +85,15 @@
  *     If any step fails, the command is not executed.
  */
 
+#include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/capability.h>
@@ -66,9 +107,39 @@
 #include "macro.h"
 #include "profile.h"
 
+/* Landlock as of ABI 6; Debian 12's <linux/landlock.h> describes ABI 1 only. The system call
+ * numbers are the same on every architecture but alpha. */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+#ifndef SYS_landlock_add_rule
+#define SYS_landlock_add_rule 445
+#endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#endif
+#ifndef LANDLOCK_SCOPE_SIGNAL
+#define LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#endif
+
+/* struct landlock_ruleset_attr with the fields of ABI 4 (net) and 6 (scoped). The kernel takes a
+ * shorter size from callers that know fewer fields. */
+typedef struct LandlockRulesetAttr {
+        uint64_t handled_access_fs;
+        uint64_t handled_access_net;
+        uint64_t scoped;
+} LandlockRulesetAttr;
+
+#define LANDLOCK_ABI_REFER 2    /* LANDLOCK_ACCESS_FS_REFER */
+#define LANDLOCK_ABI_SCOPED 6   /* the scoped field, LANDLOCK_SCOPE_SIGNAL */
+
 /* The capabilities "restricted" takes away from every set. */
 static const cap_value_t restricted_drop_caps[] = {
         CAP_SYS_ADMIN,
+        CAP_SYS_PTRACE,
 };
 
 /* Fail with EPERM; ioctl is handled on its own, by request. */
@@ -123,6 +194,15 @@ struct ProfileProgram {
         /* The exported seccomp program; fprog points into insns. */
         struct sock_filter *insns;
         struct sock_fprog fprog;
+
+        /* The Landlock ruleset the child creates and enters; no domain when landlock_abi is 0.
+         * With landlock_refer, a rule grants LANDLOCK_ACCESS_FS_REFER beneath "/". */
+        int landlock_abi;
+        const char *landlock_reason;    /* why there is no domain, when landlock_abi is 0 */
+        int landlock_error;             /* the errno behind it, or 0 */
+        LandlockRulesetAttr landlock_attr;
+        size_t landlock_attr_size;
+        bool landlock_refer;
 };
 
 static const char *const profile_names[_PROFILE_MAX] = {
@@ -328,7 +408,80 @@ static int prepare_seccomp(ProfileProgram *p) {
         return 0;
 }
 
-int profile_program_new(ProfileProgram **ret) {
+/* Creates the ruleset 'p' describes; runs in the daemon and in the child, so system calls only. */
+static int landlock_ruleset_create(const ProfileProgram *p) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = (int) syscall(SYS_landlock_create_ruleset, &p->landlock_attr, p->landlock_attr_size, 0U);
+        if (fd < 0)
+                return -errno;
+
+        if (p->landlock_refer) {
+                _cleanup_close_ int root = -EBADF;
+                struct landlock_path_beneath_attr rule = {
+                        .allowed_access = LANDLOCK_ACCESS_FS_REFER,
+                };
+
+                root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (root < 0)
+                        return -errno;
+                rule.parent_fd = root;
+
+                if (syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &rule, 0U) < 0)
+                        return -errno;
+        }
+
+        return TAKE_FD(fd);
+}
+
+/* Picks the ruleset for the kernel's ABI (capped at max_abi) and checks that it can be built, so
+ * that a kernel without Landlock is found here, once, and not by every child. */
+static void prepare_landlock(ProfileProgram *p, int max_abi) {
+        int abi, fd;
+
+        abi = (int) syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+        if (abi < 0) {
+                /* ENOSYS: not built in; EOPNOTSUPP: not in the lsm= list. */
+                p->landlock_error = errno;
+                p->landlock_reason = "Landlock is not available";
+                return;
+        }
+        abi = MIN(abi, max_abi);
+
+        if (abi >= LANDLOCK_ABI_SCOPED) {
+                /* A domain that handles no file-system right leaves file access alone. Abstract
+                 * UNIX sockets are not scoped: ordinary commands talk to X11, session buses and
+                 * the like on abstract addresses. */
+                p->landlock_attr = (LandlockRulesetAttr) { .scoped = LANDLOCK_SCOPE_SIGNAL };
+                p->landlock_attr_size = sizeof(LandlockRulesetAttr);
+        } else if (abi >= LANDLOCK_ABI_REFER) {
+                /* Before scopes a domain must handle some file-system right. Any does make the
+                 * kernel refuse renames and links across directories, unless a rule grants
+                 * REFER there: grant it everywhere, and refuse only what no command needs. */
+                p->landlock_attr = (LandlockRulesetAttr) {
+                        .handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_REFER,
+                };
+                p->landlock_attr_size = offsetof(LandlockRulesetAttr, handled_access_net);
+                p->landlock_refer = true;
+        } else {
+                p->landlock_reason = "Landlock ABI 1 refuses every rename and link across directories";
+                return;
+        }
+
+        fd = landlock_ruleset_create(p);
+        if (fd < 0) {
+                p->landlock_error = -fd;
+                p->landlock_reason = "a Landlock ruleset cannot be created";
+                p->landlock_attr = (LandlockRulesetAttr) {};
+                p->landlock_refer = false;
+                return;
+        }
+        safe_close(fd);
+
+        p->landlock_abi = abi;
+}
+
+int profile_program_new_with_landlock(int landlock_abi, ProfileProgram **ret) {
         _cleanup_(profile_program_freep) ProfileProgram *p = NULL;
         int r;
 
@@ -342,8 +495,25 @@ int profile_program_new(ProfileProgram **ret) {
         if (r < 0)
                 return r;
 
+        if (landlock_abi > 0)
+                prepare_landlock(p, landlock_abi);
+        else
+                p->landlock_reason = "Landlock is not to be used";
+
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+int profile_program_new(ProfileProgram **ret) {
+        return profile_program_new_with_landlock(INT_MAX, ret);
+}
+
+int profile_program_landlock(const ProfileProgram *p, const char **reason, int *error) {
+        if (reason)
+                *reason = p ? p->landlock_reason : "no profile program";
+        if (error)
+                *error = p ? p->landlock_error : 0;
+        return p ? p->landlock_abi : 0;
 }
 
 ProfileProgram *profile_program_free(ProfileProgram *p) {
@@ -435,6 +605,18 @@ int profile_apply_after_setuid(const ProfileProgram *p, Profile profile, const c
         *stage = "no_new_privs";
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return negative_errno();
+
+        /* Entering a domain without CAP_SYS_ADMIN, like loading a filter, needs no_new_privs. */
+        if (p->landlock_abi > 0) {
+                _cleanup_close_ int ruleset = -EBADF;
+
+                *stage = "landlock";
+                ruleset = landlock_ruleset_create(p);
+                if (ruleset < 0)
+                        return ruleset;
+                if (syscall(SYS_landlock_restrict_self, ruleset, 0U) < 0)
+                        return negative_errno();
+        }
 
         /* Loading a filter without CAP_SYS_ADMIN needs no_new_privs, which is why it comes last. */
         *stage = "seccomp";

@@ -187,13 +187,14 @@ static int child_main(void *userdata) {
                         child_fail("chdir", errno);
         }
 
-        r = profile_apply_after_setuid(p->program, p->profile, &stage);
-        if (r < 0)
-                child_fail(stage ?: "seccomp", -r);
-
         r = child_setup_fds();
         if (r < 0)
                 child_fail("fds", -r);
+
+        /* After the fds: entering the Landlock domain needs free fds below RLIMIT_NOFILE. */
+        r = profile_apply_after_setuid(p->program, p->profile, &stage);
+        if (r < 0)
+                child_fail(stage ?: "seccomp", -r);
 
         r = child_exec(p);
         child_fail("execve", -r);

@@ -17,8 +17,11 @@
 #include <sys/capability.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -220,6 +223,10 @@ static void probe_restricted(const char *who) {
         check(!(now.eff & BIT(CAP_SYS_ADMIN)), "%s: CAP_SYS_ADMIN not in CapEff", who);
         check(!(now.prm & BIT(CAP_SYS_ADMIN)), "%s: CAP_SYS_ADMIN not in CapPrm", who);
         check(!(now.inh & BIT(CAP_SYS_ADMIN)), "%s: CAP_SYS_ADMIN not in CapInh", who);
+        check(!(now.bnd & BIT(CAP_SYS_PTRACE)), "%s: CAP_SYS_PTRACE not in CapBnd", who);
+        check(!(now.eff & BIT(CAP_SYS_PTRACE)), "%s: CAP_SYS_PTRACE not in CapEff", who);
+        check(!(now.prm & BIT(CAP_SYS_PTRACE)), "%s: CAP_SYS_PTRACE not in CapPrm", who);
+        check(!(now.inh & BIT(CAP_SYS_PTRACE)), "%s: CAP_SYS_PTRACE not in CapInh", who);
         check(now.amb == 0, "%s: CapAmb is 0 (got %" PRIx64 ")", who, now.amb);
 
         check_errno(who, "mount", mount("tmpfs", "/tmp", "tmpfs", 0, NULL), EPERM);
@@ -263,6 +270,123 @@ static void probe_restricted(const char *who) {
         probe_compat(who);
 #endif
         safe_close(fd);
+}
+
+/* A process of the child's uid started before the profile was applied: outside its Landlock domain.
+ * Dumpable, so that without the domain a process of the same uid could open its memory. It lives
+ * until the child and what it executes are gone: they hold the pipe's write end (no O_CLOEXEC).
+ * A parent-death signal would not reach it, as that counts as a signal from the child's domain. */
+static pid_t start_outsider(uid_t uid) {
+        int fds[2];
+        pid_t pid;
+        char c;
+
+        if (pipe(fds) < 0)
+                return -errno;
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                safe_close(fds[1]);
+                if (switch_user(uid) < 0 || prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                        _exit(EXIT_FAILURE);
+                while (read(fds[0], &c, 1) != 0)
+                        ;
+                _exit(EXIT_SUCCESS);
+        }
+        safe_close(fds[0]);
+        return pid;
+}
+
+static int open_mem(pid_t pid) {
+        char path[64];
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%i/mem", (int) pid);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        safe_close(fd);
+        return 0;
+}
+
+/* File access is not restricted by the domain: renames and links across directories (which a
+ * domain handling file-system rights refuses unless a rule grants LANDLOCK_ACCESS_FS_REFER). */
+static void probe_file_access(const char *who, int abi) {
+        char dir[] = "/tmp/test-profile.XXXXXX", a[64], b[64], f[64], g[64], h[64], fg[64], blk[64];
+        int fd;
+
+        if (!mkdtemp(dir)) {
+                check(false, "%s: mkdtemp: %m", who);
+                return;
+        }
+        snprintf(a, sizeof(a), "%s/a", dir);
+        snprintf(b, sizeof(b), "%s/b", dir);
+        snprintf(f, sizeof(f), "%s/a/f", dir);
+        snprintf(g, sizeof(g), "%s/b/g", dir);
+        snprintf(h, sizeof(h), "%s/a/h", dir);
+        snprintf(fg, sizeof(fg), "%s/a/f/g", dir);     /* g, once b has become a/f */
+        snprintf(blk, sizeof(blk), "%s/blk", dir);
+
+        fd = mkdir(a, 0700) < 0 || mkdir(b, 0700) < 0 ? -1 : open(f, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        check(fd >= 0, "%s: create a file in /tmp", who);
+        safe_close(fd);
+        check(rename(f, g) == 0, "%s: rename into another directory: %m", who);
+        check(link(g, h) == 0, "%s: link into another directory: %m", who);
+        check(rename(a, g) < 0 && errno == ENOTDIR && rename(b, f) == 0,
+              "%s: rename a directory into another one: %m", who);
+
+        /* The domain of ABI 2 to 5 handles creating block devices: refused, for root too. */
+        if (getuid() == 0 && abi >= 2 && abi < 6)
+                check_errno(who, "mknod(S_IFBLK) in a Landlock domain without scopes",
+                            mknod(blk, S_IFBLK | 0600, makedev(7, 0)), EACCES);
+
+        (void) unlink(blk);
+        (void) unlink(fg);
+        (void) unlink(h);
+        (void) rmdir(f);
+        (void) rmdir(a);
+        (void) rmdir(dir);
+}
+
+/* The Landlock domain: no way into the memory of a process outside it, nor (ABI >= 6) signals to
+ * it; its own children are reachable. */
+static void probe_landlock(const char *who, int abi, pid_t outsider) {
+        pid_t child;
+        int st;
+
+        printf("# probing Landlock (ABI %i) in %s\n", abi, who);
+        if (abi <= 0) {
+                skip("%s: no Landlock domain", who);
+                probe_file_access(who, abi);
+                return;
+        }
+
+        /* For root, dropping CAP_SYS_PTRACE alone already refuses this: the outsider holds
+         * capabilities the child lacks. For nobody only the domain does. */
+        check_errno(who, "open(/proc/OUTSIDER/mem, O_RDWR)", open_mem(outsider), EACCES);
+        check_errno(who, "ptrace(PTRACE_ATTACH) of an outsider",
+                    syscall(SYS_ptrace, PTRACE_ATTACH, outsider, NULL, NULL), EPERM);
+        if (abi >= 6)
+                check_errno(who, "kill(OUTSIDER, 0)", kill(outsider, 0), EPERM);
+        else
+                check(kill(outsider, 0) == 0, "%s: without scopes, kill(OUTSIDER, 0) works: %m", who);
+
+        child = fork();
+        if (child < 0) {
+                check(false, "%s: fork: %m", who);
+                return;
+        }
+        if (child == 0) {
+                for (;;)
+                        pause();
+        }
+        check(kill(child, SIGTERM) == 0, "%s: a child of its own can be signalled: %m", who);
+        check(waitpid(child, &st, 0) == child && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM,
+              "%s: the child died of it", who);
+
+        probe_file_access(who, abi);
 }
 
 static const char *self_exe;
@@ -322,11 +446,15 @@ static void run_child(const char *name, void (*fn)(const ProfileProgram *p, int 
 }
 
 static void child_restricted(const ProfileProgram *p, uid_t uid, int report_fd) {
-        const uint64_t keep = ~BIT(CAP_SYS_ADMIN);
+        const uint64_t keep = ~(BIT(CAP_SYS_ADMIN) | BIT(CAP_SYS_PTRACE));
         const char *stage = NULL;
-        char fdbuf[16], nbuf[16], fbuf[16];
+        char fdbuf[16], nbuf[16], fbuf[16], abibuf[16], obuf[16];
+        int r, abi = profile_program_landlock(p, NULL, NULL);
         Caps before, now;
-        int r;
+        pid_t outsider;
+
+        outsider = start_outsider(uid);
+        check(outsider > 0, "start a process of uid %u outside the domain (%i)", (unsigned) uid, outsider);
 
         r = raise_inheritable_and_ambient();
         check(r == 0, "set up inheritable and ambient capabilities (%d)", r);
@@ -343,6 +471,7 @@ static void child_restricted(const ProfileProgram *p, uid_t uid, int report_fd) 
         check(r == 0, "profile_apply_after_setuid() returns 0 (got %d, stage %s)", r, r < 0 ? stage : "-");
 
         probe_restricted(uid == 0 ? "root child" : "nobody child");
+        probe_landlock(uid == 0 ? "root child" : "nobody child", abi, outsider);
 
         /* What the profile must leave alone. */
         now = caps_now();
@@ -361,12 +490,14 @@ static void child_restricted(const ProfileProgram *p, uid_t uid, int report_fd) 
         snprintf(fdbuf, sizeof(fdbuf), "%d", report_fd);
         snprintf(nbuf, sizeof(nbuf), "%u", counters.tests);
         snprintf(fbuf, sizeof(fbuf), "%u", counters.failed);
+        snprintf(abibuf, sizeof(abibuf), "%i", abi);
+        snprintf(obuf, sizeof(obuf), "%i", (int) outsider);
         if (fcntl(report_fd, F_SETFD, 0) < 0) {
                 check(false, "clear FD_CLOEXEC on report fd: %m");
                 return;
         }
         fflush(stdout);
-        execl(self_exe, self_exe, "--probe-exec", fdbuf, nbuf, fbuf, (char *) NULL);
+        execl(self_exe, self_exe, "--probe-exec", fdbuf, nbuf, fbuf, abibuf, obuf, (char *) NULL);
         check(false, "execve(%s): %m", self_exe);
 }
 
@@ -376,6 +507,45 @@ static void child_restricted_root(const ProfileProgram *p, int report_fd) {
 
 static void child_restricted_nobody(const ProfileProgram *p, int report_fd) {
         child_restricted(p, NOBODY, report_fd);
+}
+
+/* The same with a program built for an older Landlock, or none: the ABI is in the program. */
+static ProfileProgram *program_abi5, *program_none;
+
+static void child_restricted_root_abi5(const ProfileProgram *p _unused_, int report_fd) {
+        child_restricted(program_abi5, 0, report_fd);
+}
+
+static void child_restricted_nobody_abi5(const ProfileProgram *p _unused_, int report_fd) {
+        child_restricted(program_abi5, NOBODY, report_fd);
+}
+
+static void child_restricted_nobody_no_landlock(const ProfileProgram *p _unused_, int report_fd) {
+        child_restricted(program_none, NOBODY, report_fd);
+}
+
+/* Which ruleset the program holds follows the kernel's ABI. */
+static void test_landlock_abi(const ProfileProgram *p) {
+        const char *reason = NULL;
+        int kernel, abi, error = -1;
+
+        kernel = (int) syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* ..._VERSION */);
+        abi = profile_program_landlock(p, &reason, &error);
+        printf("# kernel Landlock ABI %i, restricted uses %i%s%s\n", kernel, abi, abi ? "" : ": ",
+               abi ? "" : reason);
+        if (kernel >= 2)
+                check(abi == kernel, "profile_program_landlock() is the kernel's ABI %i (got %i)", kernel, abi);
+        else
+                check(abi == 0 && reason, "no Landlock domain on a kernel with Landlock ABI %i (got %i)", kernel,
+                      abi);
+
+        abi = profile_program_landlock(program_none, &reason, &error);
+        check(abi == 0 && reason && error == 0, "a program without Landlock says why (%s)", strempty(reason));
+        if (program_abi5) {
+                abi = profile_program_landlock(program_abi5, NULL, NULL);
+                check(abi == MIN(kernel, 5) || (kernel < 2 && abi == 0), "a program capped at ABI 5 uses %i",
+                      abi);
+        }
 }
 
 static void child_default(const ProfileProgram *p, int report_fd) {
@@ -448,6 +618,8 @@ static _noreturn_ void probe_exec(char **argv) {
         counters.tests = strtoul(argv[3], NULL, 10);
         counters.failed = strtoul(argv[4], NULL, 10);
         probe_restricted(getuid() == 0 ? "root after execve" : "nobody after execve");
+        probe_landlock(getuid() == 0 ? "root after execve" : "nobody after execve", atoi(argv[5]),
+                       (pid_t) atoi(argv[6]));
 
         /* _exit(): LeakSanitizer's exit-time scan needs ptrace, which this process may no longer use. */
         n = write(fd, &counters, sizeof(counters));
@@ -460,7 +632,7 @@ int main(int argc, char **argv) {
 
         setvbuf(stdout, NULL, _IOLBF, 0);
 
-        if (argc == 5 && strcmp(argv[1], "--probe-exec") == 0)
+        if (argc == 7 && strcmp(argv[1], "--probe-exec") == 0)
                 probe_exec(argv);
 
         if (geteuid() != 0) {
@@ -484,12 +656,27 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
 
+        r = profile_program_new_with_landlock(5, &program_abi5);
+        check(r == 0, "profile_program_new_with_landlock(5) (got %d)", r);
+        r = profile_program_new_with_landlock(0, &program_none);
+        check(r == 0, "profile_program_new_with_landlock(0) (got %d)", r);
+        if (!program_abi5 || !program_none) {
+                printf("Bail out! no program to apply\n");
+                return EXIT_FAILURE;
+        }
+        test_landlock_abi(p);
+
         run_child("restricted, staying root", child_restricted_root, p);
         run_child("restricted, switching to nobody", child_restricted_nobody, p);
+        run_child("restricted, staying root, Landlock ABI 5 at most", child_restricted_root_abi5, p);
+        run_child("restricted, switching to nobody, Landlock ABI 5 at most", child_restricted_nobody_abi5, p);
+        run_child("restricted, switching to nobody, without Landlock", child_restricted_nobody_no_landlock, p);
         run_child("default", child_default, p);
         run_child("restricted, bounding set after losing privileges", child_too_late, p);
 
         profile_program_free(p);
+        profile_program_free(program_abi5);
+        profile_program_free(program_none);
         free((char *) self_exe);
 
         printf("1..%u\n", counters.tests);
