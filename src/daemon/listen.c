@@ -13,6 +13,8 @@
 
 #include "listen.h"
 #include "log.h"
+#include "p2p-input.h"
+#include "vsock.h"
 
 /* Clients that think they talk to a bus (busctl --address=..., sd_bus_open_with_address()) start
  * with Hello; answer it, and the match calls that follow, as a bus driver would, so that they work
@@ -46,66 +48,77 @@ int socket_family(int fd) {
         return ss.ss_family;
 }
 
-static int listener_serve(Listener *l, int fd) {
+/* Serves an accepted connection of 'uid'; takes fd. */
+static int listener_serve(Listener *l, int fd, uid_t uid, bool vsock) {
         _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
         Manager *m = l->manager;
-        struct ucred cred = {};
-        socklen_t len = sizeof cred;
+        P2PInput *input = NULL;
+        int bus_fd = -EBADF;
         sd_id128_t id;
-        uid_t uid = 0;
         int r;
-
-        /* The kernel's word for who connected. vsock carries no credentials: the host talking
-         * to a guest agent is served as the configured default user. */
-        if (socket_family(fd) == AF_VSOCK)
-                uid = m->default_uid;
-        else if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0 && len == sizeof cred)
-                uid = cred.uid;
-        else {
-                safe_close(fd);
-                return log_warning_errno(EPERM, "Refusing a peer without credentials.");
-        }
 
         r = sd_id128_randomize(&id);
         if (r >= 0)
+                r = p2p_input_new(m, fd, uid, &bus_fd, &input);
+        if (r >= 0)
                 r = sd_bus_new(&bus);
         if (r >= 0)
-                r = sd_bus_set_fd(bus, fd, fd);
+                r = sd_bus_set_fd(bus, bus_fd, fd);
         if (r < 0) {
+                p2p_input_free(input);
+                safe_close(bus_fd);
                 safe_close(fd);
                 return r;
         }
-        /* From here on the bus owns the fd. */
+        /* From here on the bus owns both fds. sd-bus reads what the input passes on (see
+         * p2p-input.c) and writes to the peer's socket itself. */
         r = sd_bus_set_server(bus, true, id);
+        /* sd-bus checks a uid claimed with EXTERNAL against SO_PEERCRED of the fd it reads, now the
+         * daemon's own socketpair; anonymous makes it take any claim (and ANONYMOUS). Who the peer is
+         * came from the kernel above, never from what it claims: the socket's SO_PEERCRED, or on
+         * vsock, which carries no credentials, the default user. */
+        if (r >= 0)
+                r = sd_bus_set_anonymous(bus, true);
+        /* Only where sd-bus sees both fds are AF_UNIX: never on vsock. */
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                             driver_vtable, NULL);
+        if (r >= 0)
+                r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                p2p_input_free(input);
+                return r;
+        }
+        /* After sd_bus_start(), which sizes the socket's buffers: the splice path reads them. */
+        r = client_new_p2p(m, bus, uid, fd, input, NULL);
         if (r < 0)
                 return r;
-        /* vsock carries no credentials, so EXTERNAL cannot succeed there; its peers are the
-         * default user whatever they claim. Elsewhere the kernel's credentials are required. */
-        r = sd_bus_set_anonymous(bus, socket_family(fd) == AF_VSOCK);
-        if (r < 0)
-                return r;
-        r = sd_bus_negotiate_fds(bus, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_start(bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                     driver_vtable, NULL);
-        if (r < 0)
-                return r;
-        r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return r;
-        r = client_new_p2p(m, bus, uid, NULL);
-        if (r < 0)
-                return r;
-        log_debug("Peer-to-peer client connected (uid %u).", (unsigned) uid);
+        log_debug("Peer-to-peer client connected (uid %u%s).", (unsigned) uid, vsock ? ", vsock" : "");
         return 0;
+}
+
+static unsigned connections_of_uid(Manager *m, uid_t uid) {
+        unsigned n = 0;
+        Client *c, *next;
+
+        LIST_FOREACH_SAFE(clients, c, next, m->p2p_clients)
+                if (c->uid == uid)
+                        n++;
+        return n;
 }
 
 static int listener_event(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         Listener *l = userdata;
+        Manager *m = l->manager;
+        struct ucred cred = {};
+        socklen_t len = sizeof cred;
+        unsigned n_uid, n_root, n_class;
+        bool vsock;
+        uid_t uid;
         int cfd, r;
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -114,13 +127,59 @@ static int listener_event(sd_event_source *es, int fd, uint32_t revents, void *u
                         log_warning_errno(errno, "accept() failed: %m");
                 return 0;
         }
-        if (l->manager->n_p2p_clients >= l->manager->max_connections) {
-                log_warning("Refusing a connection: %u clients connected already.",
-                            l->manager->n_p2p_clients);
+
+        /* The kernel's word for who connected. vsock carries no credentials: the host talking to a
+         * guest agent is served as the configured default user, and only the host (or the CIDs
+         * --vsock-allow-cid= names): any local user of a guest reaches its own listener through
+         * the loopback transport, CID 1. */
+        vsock = socket_family(cfd) == AF_VSOCK;
+        if (vsock) {
+                struct sockaddr_vm svm = {};
+                socklen_t svm_len = sizeof svm;
+
+                if (getpeername(cfd, (struct sockaddr *) &svm, &svm_len) < 0 || svm.svm_family != AF_VSOCK) {
+                        log_warning_errno(errno, "Refusing a vsock connection without a peer address: %m");
+                        safe_close(cfd);
+                        return 0;
+                }
+                if (!vsock_cid_allowed(svm.svm_cid, m->vsock_allow_cids, m->n_vsock_allow_cids)) {
+                        log_warning("Refusing a vsock connection from CID %u (port %u): only %s may connect "
+                                    "(--vsock-allow-cid=).", (unsigned) svm.svm_cid, (unsigned) svm.svm_port,
+                                    m->n_vsock_allow_cids > 0 ? "the allowed CIDs" : "the host, CID 2,");
+                        safe_close(cfd);
+                        return 0;
+                }
+                uid = m->default_uid;
+        } else if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0 && len == sizeof cred)
+                uid = cred.uid;
+        else {
+                safe_close(cfd);
+                log_warning("Refusing a peer without credentials.");
+                return 0;
+        }
+
+        /* Root (and vsock's default user, when that is root) and all other uids together each have
+         * --max-connections: no other uid can take root's connections away. Other uids also have at
+         * most --max-connections-per-user each, so that one of them cannot take all of theirs.
+         * Root has no share of its own: the socket systemd listens on is root's alone. */
+        n_root = connections_of_uid(m, 0);
+        n_uid = uid == 0 ? n_root : connections_of_uid(m, uid);
+        if (uid != 0 && n_uid >= m->max_connections_per_user) {
+                log_warning("Refusing a connection of uid %u: it has %u connections already "
+                            "(--max-connections-per-user=%u).", (unsigned) uid, n_uid,
+                            m->max_connections_per_user);
                 safe_close(cfd);
                 return 0;
         }
-        r = listener_serve(l, cfd);
+        n_class = uid == 0 ? n_root : m->n_p2p_clients - n_root;
+        if (n_class >= m->max_connections) {
+                log_warning("Refusing a connection of uid %u: %u clients %s connected already "
+                            "(--max-connections=%u).", (unsigned) uid, n_class,
+                            uid == 0 ? "of root" : "of uids other than root", m->max_connections);
+                safe_close(cfd);
+                return 0;
+        }
+        r = listener_serve(l, cfd, uid, vsock);
         if (r < 0)
                 log_warning_errno(r, "Cannot serve a peer-to-peer connection: %m");
         return 0;

@@ -18,6 +18,7 @@
 #include "spawn.h"
 #include "strv.h"
 #include "user.h"
+#include "vsock.h"
 
 static char **arg_listen = NULL;
 static size_t arg_n_listen = 0;
@@ -33,12 +34,18 @@ static void help(void) {
                "     --idle-timeout=SECONDS       Exit when idle this long (default 30, 0 = never)\n"
                "     --max-sessions=N             Sessions at once (default %u)\n"
                "     --max-sessions-per-user=N    Sessions at once per caller uid (default %u)\n"
-               "     --max-connections=N          Peer-to-peer connections at once (default %u)\n"
+               "     --max-connections=N          Peer-to-peer connections at once of uids other\n"
+               "                                  than root (default %u)\n"
+               "     --max-connections-per-user=N Peer-to-peer connections at once per uid\n"
+               "                                  (default %u)\n"
+               "     --vsock-allow-cid=CID[,CID...]\n"
+               "                                  vsock peers that may connect (default: the\n"
+               "                                  host, CID 2, only)\n"
                "     --default-user=USER          Who callers without credentials (vsock) are\n"
                "                                  (default root)\n"
                "     --log-level=LEVEL            debug, info, notice, warning or err\n",
                program_invocation_short_name, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_USER,
-               DEFAULT_MAX_CONNECTIONS);
+               DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER);
 }
 
 static int parse_unsigned_arg(const char *name, const char *value, uint64_t max, uint64_t *ret) {
@@ -62,6 +69,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 ARG_MAX_CONNECTIONS,
                 ARG_LOG_LEVEL,
                 ARG_DEFAULT_USER,
+                ARG_MAX_CONNECTIONS_PER_USER,
+                ARG_VSOCK_ALLOW_CID,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -74,6 +83,8 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "default-user", required_argument, NULL, ARG_DEFAULT_USER },
+                { "max-connections-per-user", required_argument, NULL, ARG_MAX_CONNECTIONS_PER_USER },
+                { "vsock-allow-cid", required_argument, NULL, ARG_VSOCK_ALLOW_CID },
                 {}
         };
         static const char *const levels[] = {
@@ -126,6 +137,19 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         m->max_connections = (unsigned) v;
+                        break;
+                case ARG_MAX_CONNECTIONS_PER_USER:
+                        r = parse_unsigned_arg("--max-connections-per-user", optarg, 1000000, &v);
+                        if (r < 0)
+                                return r;
+                        m->max_connections_per_user = (unsigned) v;
+                        break;
+                case ARG_VSOCK_ALLOW_CID:
+                        r = vsock_cid_list_parse(optarg, &m->vsock_allow_cids, &m->n_vsock_allow_cids);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0)
+                                return log_error_errno(EINVAL, "Invalid --vsock-allow-cid '%s'.", optarg);
                         break;
                 case ARG_LOG_LEVEL:
                         r = -EINVAL;

@@ -94,7 +94,8 @@ static size_t output_header(uint8_t buf[static OUTPUT_HEADER_MAX], uint32_t seri
 }
 
 void client_splice_init(Client *c) {
-        int fd = sd_bus_get_fd(c->bus), sndbuf = 0;
+        /* Not sd_bus_get_fd(): sd-bus reads another fd (p2p-input.c), and then refuses to tell. */
+        int fd = c->socket_fd, sndbuf = 0;
         socklen_t len = sizeof sndbuf;
 
         c->splice_sndbuf = -1;
@@ -139,7 +140,7 @@ size_t output_splice(Session *s, unsigned stream, size_t max) {
                 return 0;
         if (ioctl(o->fd, FIONREAD, &avail) < 0 || avail <= 0)
                 return 0; /* empty or at its end: the read path tells which */
-        fd = sd_bus_get_fd(c->bus);
+        fd = c->socket_fd;
         size = MIN((size_t) avail, max);
         if (fd < 0 || ioctl(fd, SIOCOUTQ, &queued) < 0 || queued < 0 ||
             (size_t) queued + SEND_OVERHEAD(2 * size) > (size_t) c->splice_sndbuf)
