@@ -79,24 +79,69 @@ const char *env_get(char * const *envp, const char *key) {
         return NULL;
 }
 
-/* glibc's list of variables it ignores in set-user-ID programs, and a few more of the same kind. */
-static const char *const loader_variables[] = {
-        "GCONV_PATH",     "GETCONF_DIR",     "HOSTALIASES",     "LD_AUDIT",        "LD_DEBUG",
-        "LD_DEBUG_OUTPUT", "LD_DYNAMIC_WEAK", "LD_HWCAP_MASK",  "LD_LIBRARY_PATH", "LD_ORIGIN_PATH",
-        "LD_PRELOAD",     "LD_PROFILE",      "LD_SHOW_AUXV",    "LD_USE_LOAD_BIAS", "LOCALDOMAIN",
-        "LOCPATH",        "MALLOC_TRACE",    "NIS_PATH",        "NLSPATH",         "RESOLV_HOST_CONF",
-        "RES_OPTIONS",    "TMPDIR",          "TZDIR",           "GLIBC_TUNABLES",  "LD_BIND_NOW",
-        "LD_BIND_NOT",    "MALLOC_CHECK_",   "MALLOC_PERTURB_",
+/* What a caller may set for a command that runs as another user (api.md): variables that choose
+ * how text is shown, never what code or data is loaded. LANG, LANGUAGE and LC_* name a locale,
+ * which glibc loads from a path when the name has a '/'; TZ names a file below the zoneinfo
+ * directory unless it starts with '/' (or ":/"), and ".." climbs out of it. So those values are
+ * refused too. */
+static const char *const cross_user_variables[] = {
+        "TERM", "COLORTERM", "NO_COLOR", "LANG", "LANGUAGE", "TZ",
 };
 
-const char *env_find_loader_variable(char * const *entries) {
+static bool cross_user_key_allowed(const char *e, size_t klen) {
+        if (klen > 3 && strncmp(e, "LC_", 3) == 0)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(cross_user_variables); i++)
+                if (strlen(cross_user_variables[i]) == klen && strncmp(e, cross_user_variables[i], klen) == 0)
+                        return true;
+        return false;
+}
+
+static bool cross_user_value_allowed(const char *e, size_t klen) {
+        const char *v = e + klen + 1;
+
+        if (strncmp(e, "TERM=", 5) == 0 || strncmp(e, "COLORTERM=", 10) == 0 ||
+            strncmp(e, "NO_COLOR=", 9) == 0)
+                return !strchr(v, '/');
+        if (strncmp(e, "TZ=", 3) == 0)
+                return v[0] != '/' && strncmp(v, ":/", 2) != 0 && !strstr(v, "..");
+        return !strchr(v, '/'); /* LANG, LANGUAGE, LC_* */
+}
+
+const char *env_find_cross_user_refused(char * const *entries, int *ret_key_len, bool *ret_bad_value) {
+        for (char * const *e = entries; e && *e; e++) {
+                int klen = env_entry_key_len(*e);
+
+                *ret_key_len = klen;
+                *ret_bad_value = false;
+                if (!cross_user_key_allowed(*e, (size_t) klen))
+                        return *e;
+                if (!cross_user_value_allowed(*e, (size_t) klen)) {
+                        *ret_bad_value = true;
+                        return *e;
+                }
+        }
+        return NULL;
+}
+
+int env_keys_join(char * const *entries, char **ret) {
+        size_t size = 1;
+        char *s, *p;
+
+        for (char * const *e = entries; e && *e; e++)
+                size += (size_t) env_entry_key_len(*e) + 1;
+        s = p = malloc(size);
+        if (!s)
+                return -ENOMEM;
         for (char * const *e = entries; e && *e; e++) {
                 size_t klen = (size_t) env_entry_key_len(*e);
 
-                for (size_t i = 0; i < ELEMENTSOF(loader_variables); i++)
-                        if (strlen(loader_variables[i]) == klen &&
-                            strncmp(*e, loader_variables[i], klen) == 0)
-                                return loader_variables[i];
+                if (p != s)
+                        *p++ = ',';
+                memcpy(p, *e, klen);
+                p += klen;
         }
-        return NULL;
+        *p = 0;
+        *ret = s;
+        return 0;
 }

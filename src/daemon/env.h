@@ -14,6 +14,10 @@
 int env_build(char * const *entries, const UserInfo *u, bool tty, char ***ret);
 const char *env_get(char * const *envp, const char *key);
 
-/* Variables that make the dynamic loader or libc load code or data chosen by whoever sets them;
- * a caller may not set them for a user other than itself. Returns the first one found. */
-const char *env_find_loader_variable(char * const *entries);
+/* The variables a caller may set for a command run as another user: TERM, COLORTERM, NO_COLOR,
+ * LANG, LANGUAGE, LC_* and TZ, with values that name no file outside the system's own locale and
+ * zoneinfo directories. Returns the first entry refused (its key is *ret_key_len bytes long;
+ * *ret_bad_value tells whether its key is allowed and only its value is not), or NULL. */
+const char *env_find_cross_user_refused(char * const *entries, int *ret_key_len, bool *ret_bad_value);
+/* The keys of entries, joined with ',' (polkit's "env_keys" detail). */
+int env_keys_join(char * const *entries, char **ret);

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exec-request.h"
 #include "macro.h"
@@ -93,6 +94,37 @@ static int read_env(sd_bus_message *m, ExecRequest *req, size_t *total, sd_bus_e
         return 0;
 }
 
+/* The kernel's ceiling for RLIMIT_NOFILE: setrlimit() above it fails with EPERM, even for root
+ * and even for "infinity". Read when a nofile limit is given: an administrator may change it. */
+static uint64_t nofile_ceiling(void) {
+        _cleanup_close_ int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+        char buf[32];
+        uint64_t v;
+        ssize_t n;
+
+        n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (n <= 0)
+                return 1024 * 1024; /* the kernel's default */
+        buf[n] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        return parse_u64(buf, &v) >= 0 ? v : 1024 * 1024;
+}
+
+static int check_nofile(const struct rlimit *rl, sd_bus_error *error) {
+        uint64_t ceiling;
+
+        /* Below 3 the command could not even be given its stdin, stdout and stderr. */
+        if (rl->rlim_cur < 3)
+                return INVALID(error, "Invalid 'rlimits': the soft limit of 'nofile' must be at least 3 "
+                               "(stdin, stdout and stderr).");
+        ceiling = nofile_ceiling();
+        if (rl->rlim_max > ceiling)
+                return INVALID(error, "Invalid 'rlimits': 'nofile' cannot be above %llu, the kernel's "
+                               "fs.nr_open%s.", (unsigned long long) ceiling,
+                               rl->rlim_max == RLIM_INFINITY ? " (it has no 'infinity')" : "");
+        return 0;
+}
+
 static int read_rlimits(sd_bus_message *m, ExecRequest *req, sd_bus_error *error) {
         const char *name;
         uint64_t soft, hard;
@@ -114,6 +146,11 @@ static int read_rlimits(sd_bus_message *m, ExecRequest *req, sd_bus_error *error
                 /* 2^64-1 is RLIM_INFINITY on Linux, so the values pass through unchanged. */
                 req->rlimits[res] = (struct rlimit) { .rlim_cur = soft, .rlim_max = hard };
                 req->rlimit_set[res] = true;
+                if (res == RLIMIT_NOFILE) {
+                        r = check_nofile(&req->rlimits[res], error);
+                        if (r < 0)
+                                return r;
+                }
         }
         if (r < 0)
                 return r;

@@ -36,7 +36,15 @@ static void log_denial(const Client *c, const char *action, const char *what) {
                 log_notice("Denied %s to uid %u (%s).", what, (unsigned) c->uid, c->name ?: "peer-to-peer");
 }
 
-/* Looks up a session the caller may act on: its owner's uid and root always; on the bus, others
+/* Who may see and control a session without asking (api.md, "Authorization"): root, the owner
+ * connection, and other connections of the owner's uid only while the session runs as that uid
+ * with its own groups. A session that needed exec-as-user is not theirs to drive: a second
+ * process of the same user, denied everything, must not write to the stdin of a root shell. */
+static bool client_owns_session(const Client *c, const Session *s) {
+        return c->uid == 0 || s->owner == c || (c->uid == s->owner_uid && s->as_creator);
+}
+
+/* Looks up a session the caller may act on: client_owns_session(); on the bus, others
  * with polkit's "manage". Returns 0 with *ret set, 0 with *ret NULL when polkit is being asked
  * (the handler returns 1 and is called again), or a negative errno with error set. */
 static int session_from_message(Manager *m, sd_bus_message *msg, uint32_t id, bool manage,
@@ -51,7 +59,7 @@ static int session_from_message(Manager *m, sd_bus_message *msg, uint32_t id, bo
         if (r < 0)
                 return reply_errno(error, r, "Cannot identify the caller");
         s = hashmap_get(m->sessions, UINT_TO_PTR(id));
-        if (s && (c->uid == 0 || c->uid == s->owner_uid)) {
+        if (s && client_owns_session(c, s)) {
                 *ret = s;
                 return 0;
         }
@@ -76,34 +84,44 @@ static int session_from_message(Manager *m, sd_bus_message *msg, uint32_t id, bo
 }
 
 /* Exec as oneself needs "exec", as anyone else "exec-as-user"; root needs neither. Peer-to-peer
- * callers have no bus name to ask polkit about: the socket's mode admitted them, as themselves. */
+ * callers have no bus name to ask polkit about: the socket's mode admitted them, as themselves
+ * only. */
 static int authorize_exec(Manager *m, sd_bus_message *msg, Client *c, const ExecRequest *req,
-                          const UserInfo *u, sd_bus_error *error) {
-        _cleanup_free_ char *cmdline = NULL, *uid = NULL;
+                          const UserInfo *u, bool as_self, sd_bus_error *error) {
+        _cleanup_free_ char *cmdline = NULL, *uid = NULL, *gid = NULL, *env_keys = NULL;
         const char *action;
         int r;
 
         if (c->uid == 0)
                 return 1;
         if (c->p2p) {
-                if (u->uid == c->uid)
+                if (as_self)
                         return 1;
-                log_denial(c, POLKIT_ACTION_EXEC_AS_USER, "Exec as another user");
+                log_denial(c, POLKIT_ACTION_EXEC_AS_USER, "Exec as another user or group");
+                if (u->uid == c->uid)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                                 "Not allowed to run commands with group '%s' on this "
+                                                 "socket: '%s' is not a member of it.", u->group,
+                                                 u->name);
                 return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Not allowed to run commands as user '%s' on this socket.",
                                          u->name);
         }
 
-        action = u->uid == c->uid ? POLKIT_ACTION_EXEC : POLKIT_ACTION_EXEC_AS_USER;
+        action = as_self ? POLKIT_ACTION_EXEC : POLKIT_ACTION_EXEC_AS_USER;
         cmdline = strv_join(req->argv, " ");
-        if (!cmdline || asprintf(&uid, "%u", (unsigned) u->uid) < 0)
+        if (!cmdline || asprintf(&uid, "%u", (unsigned) u->uid) < 0 ||
+            asprintf(&gid, "%u", (unsigned) u->gid) < 0 || env_keys_join(req->env, &env_keys) < 0)
                 return -ENOMEM;
         r = polkit_check(msg, action,
                          (const char *[]) {
                                  "user", u->name,
                                  "uid", uid,
+                                 "group", u->group,
+                                 "gid", gid,
                                  "command_line", cmdline,
                                  "profile", profile_to_string(req->profile),
+                                 "env_keys", env_keys,
                                  NULL },
                          c->uid, &m->polkit_registry, error);
         if (r < 0)
@@ -115,7 +133,7 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         _cleanup_(exec_request_done) ExecRequest req;
         _cleanup_(user_info_done) UserInfo u = {};
         Manager *m = userdata;
-        const char *loader;
+        bool as_self;
         Session *s;
         Client *c;
         int r;
@@ -142,19 +160,30 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return reply_errno(error, r, "Cannot resolve the user");
 
+        as_self = user_is_caller_itself(&u, c->uid);
+        if (!as_self && c->uid != 0) {
+                int klen;
+                bool bad_value;
+                const char *e = env_find_cross_user_refused(req.env, &klen, &bad_value);
+
+                /* Before polkit: no rule is asked about what can never be allowed. */
+                if (e && bad_value)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid 'env': the value of %.*s may not name a file "
+                                                 "for a command run as another user.", MIN(klen, 256), e);
+                if (e)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Invalid 'env': %.*s may not be set for a command run "
+                                                 "as another user (only TERM, COLORTERM, NO_COLOR, "
+                                                 "LANG, LANGUAGE, LC_* and TZ).", MIN(klen, 256), e);
+        }
+
         /* authorize */
-        r = authorize_exec(m, msg, c, &req, &u, error);
+        r = authorize_exec(m, msg, c, &req, &u, as_self, error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return 1; /* polkit is asked; this call is dispatched again with the answer */
-        if (u.uid != c->uid && c->uid != 0) {
-                loader = env_find_loader_variable(req.env);
-                if (loader)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Invalid 'env': %s may not be set for a command "
-                                                 "run as another user.", loader);
-        }
 
         if (hashmap_size(m->sessions) >= m->max_sessions)
                 return sd_bus_error_setf(error, SANDBOX_ERROR_TOO_MANY_SESSIONS,
@@ -251,6 +280,10 @@ static int method_write_stdin(sd_bus_message *msg, void *userdata, sd_bus_error 
         r = sd_bus_message_read_array(msg, 'y', &data, &size);
         if (r < 0)
                 return r;
+        if (size > STDIN_QUEUE_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid 'data': %zu bytes, more than a session may have "
+                                         "queued (%u): send it in smaller pieces.", size, STDIN_QUEUE_MAX);
         r = session_from_message(m, msg, id, true, &s, error);
         if (r < 0)
                 return r;
@@ -324,7 +357,7 @@ static int method_list_sessions(sd_bus_message *msg, void *userdata, sd_bus_erro
         while (hashmap_iterate(m->sessions, &state, &v)) {
                 Session *s = v;
 
-                if (c->uid != 0 && c->uid != s->owner_uid)
+                if (!client_owns_session(c, s))
                         continue;
                 r = sd_bus_message_open_container(reply, 'r', "uusas");
                 if (r >= 0)

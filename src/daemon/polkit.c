@@ -13,9 +13,14 @@
 
 /* Bounds on what callers can make the daemon hold: each pending question is a message, a bus
  * match and a call in flight, and a question with interactive authentication can stay open for
- * as long as a person takes to type a password. */
-#define POLKIT_QUERIES_MAX 256
-#define POLKIT_QUERIES_PER_SENDER_MAX 16
+ * as long as a person takes to type a password. Every question is a method call the daemon has
+ * pending on its bus connection, and dbus-daemon allows a connection 128 of those
+ * (max_replies_per_connection): past that, each further question fails and every caller is
+ * denied with "polkit could not be asked". So all questions together stay well below 128 (the
+ * rest is for pinging clients), and one uid, however many connections it opens, may have only
+ * a quarter of them pending: others are still asked. */
+#define POLKIT_QUERIES_MAX 64
+#define POLKIT_QUERIES_PER_UID_MAX 16
 /* 0 is sd-bus's default method call timeout (25 s); someone typing a password needs longer. */
 #define POLKIT_INTERACTIVE_TIMEOUT_USEC (120 * 1000000ULL)
 
@@ -35,6 +40,7 @@ typedef struct PolkitQuery {
         Hashmap *registry;
         sd_bus_message *request;
         char *sender;
+        uid_t uid;                      /* the sender's */
         char *action;
         char **details;
         sd_bus_slot *call_slot;         /* CheckAuthorization in flight */
@@ -204,19 +210,19 @@ static int on_match_installed(sd_bus_message *reply, void *userdata, sd_bus_erro
         return 0;
 }
 
-static unsigned queries_of_sender(Hashmap *registry, const char *sender) {
+static unsigned queries_of_uid(Hashmap *registry, uid_t uid) {
         PolkitQuery *q;
         size_t state = 0;
         unsigned n = 0;
 
         while (hashmap_iterate(registry, &state, (void **) &q))
-                if (streq(q->sender, sender))
+                if (q->uid == uid)
                         n++;
         return n;
 }
 
-static int query_start(sd_bus_message *msg, const char *action, const char **details, Hashmap *registry,
-                       sd_bus_error *error) {
+static int query_start(sd_bus_message *msg, const char *action, const char **details, uid_t uid,
+                       Hashmap *registry, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         _cleanup_(query_freep) PolkitQuery *q = NULL;
         sd_bus *bus = sd_bus_message_get_bus(msg);
@@ -225,10 +231,17 @@ static int query_start(sd_bus_message *msg, const char *action, const char **det
         bool interactive;
         int r;
 
-        if (hashmap_size(registry) >= POLKIT_QUERIES_MAX ||
-            queries_of_sender(registry, sender) >= POLKIT_QUERIES_PER_SENDER_MAX) {
+        if (queries_of_uid(registry, uid) >= POLKIT_QUERIES_PER_UID_MAX) {
                 (void) sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                         "Too many authorization checks pending.");
+                                         "Too many authorization checks pending for uid %u (at most "
+                                         "%u): call again once earlier calls are answered.",
+                                         (unsigned) uid, POLKIT_QUERIES_PER_UID_MAX);
+                return -EBUSY;
+        }
+        if (hashmap_size(registry) >= POLKIT_QUERIES_MAX) {
+                (void) sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "Too many authorization checks pending (at most %u): call "
+                                         "again shortly.", POLKIT_QUERIES_MAX);
                 return -EBUSY;
         }
 
@@ -236,6 +249,7 @@ static int query_start(sd_bus_message *msg, const char *action, const char **det
         if (!q)
                 return -ENOMEM;
         q->request = sd_bus_message_ref(msg);
+        q->uid = uid;
         q->sender = strdup(sender);
         q->action = strdup(action);
         q->details = details_copy(details);
@@ -362,7 +376,7 @@ int polkit_check(sd_bus_message *msg, const char *action, const char **details, 
                         return deny(error, action, "out of memory");
         }
 
-        r = query_start(msg, action, details, *registry, error);
+        r = query_start(msg, action, details, caller_uid, *registry, error);
         if (r == -EBUSY)
                 return r;
         if (r < 0) {

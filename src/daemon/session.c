@@ -257,6 +257,7 @@ Session *session_free(Session *s) {
         safe_close(s->master);
         safe_close(s->stdin_fd);
         safe_close(s->pidfd);
+        uid_count_add(s->manager->stdin_per_uid, s->owner_uid, -(int64_t) s->stdin_queued);
         while (s->stdin_head) {
                 StdinChunk *c = s->stdin_head;
 
@@ -327,9 +328,15 @@ static int session_open_pty(Session *s, const ExecRequest *req, const UserInfo *
 static int spawn_failure_to_error(const ExecRequest *req, const SpawnFailure *f, sd_bus_error *error) {
         char buf[24];
 
+        /* The one setrlimit() failure a caller can cause once the values are valid: raising a
+         * hard limit past the daemon's own, which takes CAP_SYS_RESOURCE. */
+        bool raising = f->error == EPERM && streq(f->stage, "setrlimit");
+
         return sd_bus_error_setf(error, spawn_error_name(f->error, f->stage),
-                                 "Failed to start '%.256s': %s (%s) at %s.", req->argv[0],
-                                 errno_name(f->error, buf), strerror(f->error), f->stage);
+                                 "Failed to start '%.256s': %s (%s) at %s%s.", req->argv[0],
+                                 errno_name(f->error, buf), strerror(f->error), f->stage,
+                                 raising ? ": a hard limit in 'rlimits' is above the daemon's own, and "
+                                 "the daemon may not raise it (no CAP_SYS_RESOURCE)" : "");
 }
 
 int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u, Session **ret,
@@ -349,6 +356,7 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
                 .manager = m,
                 .owner_uid = owner->uid,
                 .uid = u->uid,
+                .as_creator = user_is_caller_itself(u, owner->uid),
                 .pidfd = -EBADF,
                 .master = -EBADF,
                 .stdin_fd = -EBADF,

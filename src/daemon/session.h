@@ -35,6 +35,7 @@ struct Session {
         uint32_t id;
         uid_t owner_uid;                /* who may see and control it */
         uid_t uid;                      /* who it runs as */
+        bool as_creator;                /* ... which is its creator itself, with its own groups */
         char *user_name;
         char **argv;
 

@@ -73,6 +73,32 @@ static int lookup_group(const char *spec, gid_t *ret) {
         }
 }
 
+/* The name of gid, or its number as text when the group database has no entry for it. */
+static int group_name(gid_t gid, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 4096;
+
+        for (;;) {
+                struct group gr, *res = NULL;
+                int r;
+
+                free(buf);
+                buf = malloc(size);
+                if (!buf)
+                        return -ENOMEM;
+                r = getgrgid_r(gid, &gr, buf, size, &res);
+                if (r == ERANGE && size < NSS_BUFFER_MAX) {
+                        size *= 2;
+                        continue;
+                }
+                if (r == 0 && res)
+                        *ret = strdup(gr.gr_name);
+                else if (asprintf(ret, "%u", (unsigned) gid) < 0)
+                        *ret = NULL;
+                return *ret ? 0 : -ENOMEM;
+        }
+}
+
 static int user_groups(const char *name, gid_t gid, gid_t **ret, size_t *ret_n) {
         int n = 64;
 
@@ -141,11 +167,32 @@ static int user_resolve_uncached(const char *spec, uid_t default_uid, UserInfo *
                 return -ENOMEM;
         }
 
+        /* Without a group the user's own primary group; with one, it is the user's own only if
+         * the user is a member: "alice:shadow" gives alice a group she does not have. */
+        u.own_group = true;
         if (gname) {
+                gid_t primary = u.gid;
+
                 r = lookup_group(gname, &u.gid);
                 if (r < 0) {
                         user_info_done(&u);
                         return r;
+                }
+                if (u.gid != primary) {
+                        u.own_group = false;
+                        if (u.known) {
+                                r = user_groups(u.name, primary, &u.groups, &u.n_groups);
+                                if (r < 0) {
+                                        user_info_done(&u);
+                                        return r;
+                                }
+                                for (size_t i = 0; i < u.n_groups; i++)
+                                        if (u.groups[i] == u.gid)
+                                                u.own_group = true;
+                                free(u.groups);
+                                u.groups = NULL;
+                                u.n_groups = 0;
+                        }
                 }
         }
 
@@ -155,6 +202,11 @@ static int user_resolve_uncached(const char *spec, uid_t default_uid, UserInfo *
                         user_info_done(&u);
                         return r;
                 }
+        }
+        r = group_name(u.gid, &u.group);
+        if (r < 0) {
+                user_info_done(&u);
+                return r;
         }
 
         *ret = u;
@@ -166,6 +218,7 @@ void user_info_done(UserInfo *u) {
         free(u->home);
         free(u->shell);
         free(u->groups);
+        free(u->group);
         *u = (UserInfo) {};
 }
 
@@ -320,8 +373,9 @@ static int user_info_copy(const UserInfo *from, UserInfo *to) {
         u.name = strdup(from->name);
         u.home = strdup(from->home);
         u.shell = strdup(from->shell);
+        u.group = strdup(from->group);
         u.groups = from->n_groups > 0 ? malloc(from->n_groups * sizeof(gid_t)) : NULL;
-        if (!u.name || !u.home || !u.shell || (from->n_groups > 0 && !u.groups)) {
+        if (!u.name || !u.home || !u.shell || !u.group || (from->n_groups > 0 && !u.groups)) {
                 user_info_done(&u);
                 return -ENOMEM;
         }

@@ -13,8 +13,17 @@ typedef struct UserInfo {
         char *shell;            /* "/bin/sh" without a passwd entry */
         gid_t *groups;          /* supplementary groups: the user's own, none for a bare uid */
         size_t n_groups;
+        char *group;            /* the name of gid, or the gid as text when it has none */
         bool known;             /* has a passwd entry */
+        bool own_group;         /* gid is the user's primary group or one it is a member of (a
+                                 * bare uid: its own number); false after "name:shadow" */
 } UserInfo;
+
+/* Whether a caller of uid 'caller' running a command as u runs it "as itself" (api.md): its own
+ * uid, with its own groups only. Anything else needs what running as another user needs. */
+static inline bool user_is_caller_itself(const UserInfo *u, uid_t caller) {
+        return u->uid == caller && u->own_group;
+}
 
 /* spec is "name", "uid", "name:group" or "uid:gid", or NULL for default_uid. Returns -EINVAL
  * for a malformed spec, -ESRCH when the user or group does not exist. Looks up NSS, so call

@@ -168,11 +168,11 @@ class Container:
         assert r.returncode == 0, f'client failed: {r.stderr}'
         return json.loads(r.stdout)
 
-    def hold_session(self, argv):
-        """A root client on the system bus that started argv and stays connected (the owner).
-        Returns (process, reply); kill the process to let the session go."""
+    def hold_session(self, argv, uid=None, **options):
+        """A client (root by default) on the system bus that started argv and stays connected
+        (the owner). Returns (process, reply); kill the process to let the session go."""
         holder = self.popen('python3', '-c', CLIENT, 'hold', 'SYSTEM', 'Exec', 'asa{sv}',
-                            json.dumps(_exec_body(argv)), '0')
+                            json.dumps(_exec_body(argv, **options)), '0', uid=uid)
         ready, _, _ = select.select([holder.stdout], [], [], 30)
         line = holder.stdout.readline() if ready else ''
         res = json.loads(line) if line else {'error': 'no answer', 'message': ''}
@@ -193,6 +193,30 @@ class Container:
             return Path(self.log_path).read_text(errors='replace')[-4000:]
         except OSError:
             return ''
+
+
+# Sends argv[3] copies of one Exec on one connection without waiting, then reads every answer;
+# prints [[error name or "reply", message], ...]. For filling the daemon's pending polkit checks.
+FLOOD = r'''
+import json, sys
+from jeepney import DBusAddress, new_method_call, MessageType, HeaderFields
+from jeepney.io.blocking import open_dbus_connection
+
+argv, n = json.loads(sys.argv[1]), int(sys.argv[2])
+conn = open_dbus_connection(bus='SYSTEM')
+addr = DBusAddress('/org/example/Sandbox1', bus_name='org.example.Sandbox1',
+                   interface='org.example.Sandbox1')
+for _ in range(n):
+    conn.send(new_method_call(addr, 'Exec', 'asa{sv}', (argv, {})))
+out = []
+while len(out) < n:
+    m = conn.receive(timeout=60)
+    if m.header.message_type == MessageType.error:
+        out.append([m.header.fields[HeaderFields.error_name], m.body[0] if m.body else ''])
+    elif m.header.message_type == MessageType.method_return:
+        out.append(['reply', ''])
+print(json.dumps(out), flush=True)
+'''
 
 
 def _interrupt(signum, frame):
@@ -609,3 +633,143 @@ def test_journal_entries_for_start_end_and_denial(container):
                                 lambda: _journal_entries(container, 'denied')[before:] or None)
     assert denied[-1]['SANDBOXD_CALLER_UID'] == str(NOBODY), denied[-1]
     assert denied[-1]['SANDBOXD_ACTION'] == 'org.example.sandbox1.exec-as-user', denied[-1]
+
+
+# --- trust boundaries that need polkit (the rest: tests/integration/test_trust.py) ---------------
+
+def _rule(c, body):
+    """Installs a polkit rule for nobody and waits until polkitd has read it."""
+    c.write_file(RULES_FILE,
+                 'polkit.addRule(function(action, subject) {\n'
+                 '        if (subject.user != "nobody" && subject.user != "daemon")\n'
+                 '                return polkit.Result.NOT_HANDLED;\n'
+                 + body +
+                 '        return polkit.Result.NOT_HANDLED;\n'
+                 '});\n')
+    c.wait_for('the polkit rule to take effect',
+               lambda: 'reply' in c.call('Exec', 'asa{sv}', _exec_body(['/bin/true']), uid=NOBODY),
+               timeout=15, interval=0.3)
+
+
+EXEC_YES = ('        if (action.id == "org.example.sandbox1.exec")\n'
+            '                return polkit.Result.YES;\n')
+
+
+def test_a_group_not_ones_own_needs_exec_as_user(container):
+    """alice:shadow, 1003:0 counted as "as oneself" and needed only 'exec': a shell with gid 0."""
+    c = container
+    require_polkit_wired(c)
+    _rule(c, EXEC_YES)
+    try:
+        for spec in ('nobody:root', f'{NOBODY}:0', 'nobody:shadow', f'{NOBODY}:disk'):
+            res = c.call('Exec', 'asa{sv}', _exec_body(['/usr/bin/id', '-g'], user=('s', spec)),
+                         uid=NOBODY)
+            assert res.get('error') == ACCESS_DENIED, (spec, res)
+            assert 'org.example.sandbox1.exec-as-user' in res['message'], (spec, res)
+        # Its own primary group is itself.
+        for spec in ('nobody', 'nobody:nogroup', f'{NOBODY}:{NOBODY}'):
+            res = c.call('Exec', 'asa{sv}', _exec_body(['/bin/true'], user=('s', spec)), uid=NOBODY)
+            assert 'reply' in res, (spec, res)
+    finally:
+        c.run('rm', '-f', RULES_FILE)
+
+
+def test_polkit_details_name_group_gid_and_env_keys(container):
+    c = container
+    require_polkit_wired(c)
+    _rule(c, EXEC_YES +
+          '        if (action.id == "org.example.sandbox1.exec-as-user" &&\n'
+          '            action.lookup("user") == "nobody" && action.lookup("uid") == "65534" &&\n'
+          '            action.lookup("group") == "root" && action.lookup("gid") == "0" &&\n'
+          '            action.lookup("env_keys") == "TERM,LANG")\n'
+          '                return polkit.Result.YES;\n')
+    try:
+        ok = c.call('Exec', 'asa{sv}', _exec_body(['/bin/true'], user=('s', 'nobody:root'),
+                                                  env=('as', ['TERM=dumb', 'LANG=C'])), uid=NOBODY)
+        assert 'reply' in ok, ok
+        for env in (['TERM=dumb'], ['LANG=C', 'TERM=dumb'], []):
+            res = c.call('Exec', 'asa{sv}', _exec_body(['/bin/true'], user=('s', 'nobody:root'),
+                                                       env=('as', env)), uid=NOBODY)
+            assert res.get('error') == ACCESS_DENIED, (env, res)
+    finally:
+        c.run('rm', '-f', RULES_FILE)
+
+
+def test_other_connection_of_the_uid_cannot_drive_a_root_session(container):
+    """One nobody process granted exec-as-user ran a root sh; a second nobody process, denied
+    everything, saw it and wrote to its stdin."""
+    c = container
+    require_polkit_wired(c)
+    marker = '/tmp/sandboxd-boot-stdin-marker'
+    c.run('rm', '-f', marker)
+    _rule(c, EXEC_YES +
+          '        if (action.id == "org.example.sandbox1.exec-as-user" &&\n'
+          '            action.lookup("user") == "root")\n'
+          '                return polkit.Result.YES;\n')
+    holders = []
+    try:
+        holder, res = c.hold_session(['/bin/sh'], uid=NOBODY, user=('s', 'root'))
+        holders.append(holder)
+        assert 'reply' in res, res
+        root_sid = res['reply'][0]
+        holder, res = c.hold_session(['/bin/cat'], uid=NOBODY)
+        holders.append(holder)
+        assert 'reply' in res, res
+        own_sid = res['reply'][0]
+        # A second nobody connection: sees and drives its uid's own session, not the root one.
+        listed = c.call('ListSessions', '', [], uid=NOBODY)
+        ids = [s[0] for s in listed['reply'][0]]
+        assert own_sid in ids and root_sid not in ids, listed
+        res = c.call('WriteStdin', 'uay', [root_sid, list(f'touch {marker}\n'.encode())], uid=NOBODY)
+        assert res.get('error') == NO_SUCH_SESSION, res
+        for method, sig, body in (('Signal', 'ui', [root_sid, 9]), ('CloseStdin', 'u', [root_sid])):
+            res = c.call(method, sig, body, uid=NOBODY)
+            assert res.get('error') == NO_SUCH_SESSION, (method, res)
+        assert 'reply' in c.call('WriteStdin', 'uay', [own_sid, [104, 10]], uid=NOBODY)
+        time.sleep(0.5)
+        assert c.run('test', '-e', marker).returncode != 0, 'the root shell ran what nobody wrote'
+        # Root still sees it.
+        assert root_sid in [s[0] for s in c.call('ListSessions', '', [])['reply'][0]]
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+        c.run('rm', '-f', RULES_FILE, marker)
+
+
+def test_pending_polkit_checks_are_bounded_per_uid(container):
+    """~128 checks pending from one uid filled the daemon's replies on the bus
+    (max_replies_per_connection) and everyone else got "polkit could not be asked"."""
+    c = container
+    require_polkit_wired(c)
+    # Slow answers for nobody's 'slow' command, so that its checks pile up in polkitd.
+    _rule(c, '        if (action.id == "org.example.sandbox1.exec" &&\n'
+             '            action.lookup("command_line").indexOf("slow-check") >= 0)\n'
+             '                polkit.spawn(["/bin/sleep", "0.2"]);\n' + EXEC_YES)
+    floods = []
+    try:
+        for _ in range(9):
+            floods.append(c.popen('python3', '-c', FLOOD, json.dumps(['/bin/echo', 'slow-check']),
+                                  '16', uid=NOBODY))
+        time.sleep(1.0)
+        # Another uid is still asked and answered while nobody's checks wait.
+        res = c.call('Exec', 'asa{sv}', _exec_body(['/bin/true']), uid=1)
+        assert 'reply' in res, res
+        answers = []
+        for f in floods:
+            out, err = f.communicate(timeout=120)
+            assert f.returncode == 0, err
+            answers += json.loads(out)
+        kinds = {}
+        for name, message in answers:
+            kinds.setdefault(name, []).append(message)
+        assert POLKIT_UNREACHABLE not in json.dumps(answers), kinds.keys()
+        limited = kinds.get('org.freedesktop.DBus.Error.LimitsExceeded', [])
+        assert limited and all(f'uid {NOBODY}' in m for m in limited), kinds.keys()
+        assert len(kinds.get('reply', [])) >= 16, {k: len(v) for k, v in kinds.items()}
+    finally:
+        for f in floods:
+            if f.poll() is None:
+                f.kill()
+                f.wait()
+        c.run('rm', '-f', RULES_FILE)
