@@ -230,7 +230,15 @@ void session_output_limit_drain(Session *s) {
 bool session_output_drain(Session *s) {
         for (unsigned i = 0; i < 2; i++)
                 for (;;) {
-                        int r = output_read_chunk(s, i);
+                        int r;
+
+                        /* The rest of a pipe, for each of many sessions, would add up past the
+                         * bounds on the bus: the drain waits as reading does. */
+                        if (s->owner && client_output_congested(s->owner)) {
+                                session_pause(s);
+                                return false;
+                        }
+                        r = output_read_chunk(s, i);
 
                         if (r == -ENOBUFS) {
                                 session_output_update(s);
@@ -252,7 +260,10 @@ void manager_resume_paused(Manager *m) {
                         continue;
                 LIST_REMOVE(paused, m->paused, s);
                 s->paused = false;
-                session_output_update(s);
+                if (s->leader_exited)
+                        session_finish(s); /* its drain waited: go on with it, then Exited */
+                else
+                        session_output_update(s);
         }
         if (!m->paused)
                 (void) sd_event_source_set_enabled(m->drain_source, SD_EVENT_OFF);
@@ -268,6 +279,12 @@ void session_ack(Session *s, uint64_t bytes) {
 
 /* stdin */
 
+/* Keeps the session's and its owner uid's count of queued stdin bytes together. */
+static void stdin_account(Session *s, int64_t delta) {
+        s->stdin_queued = (size_t) ((int64_t) s->stdin_queued + delta);
+        uid_count_add(s->manager->stdin_per_uid, s->owner_uid, delta);
+}
+
 static void stdin_close(Session *s) {
         s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
         s->stdin_fd = safe_close(s->stdin_fd);
@@ -278,7 +295,7 @@ static void stdin_close(Session *s) {
                 free(c);
         }
         s->stdin_tail = NULL;
-        s->stdin_queued = 0;
+        stdin_account(s, -(int64_t) s->stdin_queued);
 }
 
 /* Writes queued data until the pipe is full. */
@@ -295,7 +312,7 @@ static int stdin_flush(Session *s) {
                         return -errno;
                 }
                 c->offset += (size_t) n;
-                s->stdin_queued -= (size_t) n;
+                stdin_account(s, -(int64_t) n);
                 if (c->offset == c->size) {
                         s->stdin_head = c->next;
                         if (!s->stdin_head)
@@ -341,6 +358,14 @@ static int stdin_queue(Session *s, const void *data, size_t size, sd_bus_error *
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "Session %u has %zu bytes of stdin queued already; wait for "
                                          "the command to read them.", s->id, s->stdin_queued);
+        if (uid_count_get(s->manager->stdin_per_uid, s->owner_uid) + size > STDIN_QUEUE_PER_UID_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "The sessions of uid %u have %llu bytes of stdin queued "
+                                         "already (at most %u together); wait for their commands to "
+                                         "read them.", (unsigned) s->owner_uid,
+                                         (unsigned long long) uid_count_get(s->manager->stdin_per_uid,
+                                                                            s->owner_uid),
+                                         STDIN_QUEUE_PER_UID_MAX);
 
         c = malloc(sizeof(StdinChunk) + size);
         if (!c)
@@ -352,7 +377,7 @@ static int stdin_queue(Session *s, const void *data, size_t size, sd_bus_error *
         else
                 s->stdin_head = c;
         s->stdin_tail = c;
-        s->stdin_queued += size;
+        stdin_account(s, (int64_t) size);
 
         r = stdin_flush(s);
         if (r < 0) {

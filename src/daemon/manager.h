@@ -12,9 +12,11 @@
 #include "list.h"
 #include "profile.h"
 
+typedef struct BusUser BusUser;
 typedef struct Client Client;
 typedef struct Listener Listener;
 typedef struct Manager Manager;
+typedef struct P2PInput P2PInput;
 typedef struct Session Session;
 
 #define SANDBOX_OBJECT_PATH "/org/example/Sandbox1"
@@ -54,21 +56,88 @@ typedef struct Session Session;
 #define OUTPUT_QUEUE_MAX 16
 /* ... and resumes once it is down to this many. */
 #define OUTPUT_QUEUE_LOW 4
-/* A bus client is pinged once this much Output is in flight to it, and its sessions pause at twice
- * as much until it answers: on the bus, Output queued in dbus-daemon for a client that does not
- * read counts against the daemon's own limits there, and would stall every other client. */
-#define BUS_OUTPUT_UNCONFIRMED_MAX (8 * 1024 * 1024)
+/* Output in flight on the bus: sent, and not yet confirmed read by the receiver (it answered a
+ * Ping sent after it). Output a receiver does not read stays queued in the bus, and counts there:
+ * dbus-daemon (system bus defaults) stops reading a connection that has more than
+ * max_incoming_bytes (127 MiB) of its messages queued anywhere, ours too, which stalls everyone,
+ * and rejects messages to a connection with more than max_outgoing_bytes (127 MiB) queued;
+ * dbus-broker lets one uid queue to another only a share of the receiver's quota (with the
+ * launcher's defaults 64 x 8 MiB = 512 MiB, root's share of it about a third when the receiver
+ * uses some itself), and drops what goes past it. So in flight is bounded per receiving client,
+ * per receiving uid and in total, far below all of these (sandboxd(8) lists them); a session
+ * pauses while its client, its client's uid or the daemon is at its bound. A client is pinged
+ * once this much is in flight to it... */
+#define BUS_OUTPUT_PING_AT (8 * 1024 * 1024)
+/* ... and its sessions pause at this much until it answers ... */
+#define BUS_OUTPUT_CLIENT_MAX (16 * 1024 * 1024)
+/* ... or when all clients of its uid have this much together (every client of the uid with Output
+ * in flight is then pinged, so that those that read go on): more than one client's, so that one
+ * client that stops reading leaves its uid's other clients room ... */
+#define BUS_OUTPUT_UID_MAX (24 * 1024 * 1024)
+/* ... or all clients of all uids: what lets three uids stall their clients without delaying a
+ * fourth, and keeps the daemon's queue in dbus-daemon at three quarters of max_incoming_bytes. */
+#define BUS_OUTPUT_TOTAL_MAX (96 * 1024 * 1024)
+/* Pings awaiting an answer, per receiving uid and in all: dbus-daemon lets a connection have at
+ * most 128 calls awaiting replies (max_replies_per_connection) and never times them out, and the
+ * polkit checks need their share. A client that does not read keeps its ping pending until it
+ * reads or leaves; it is never pinged twice at once. */
+#define BUS_PINGS_PER_UID_MAX 16
+#define BUS_PINGS_MAX 48
+/* After the bus connection is lost, how often and how long to try to get back on the bus
+ * before exiting. */
+#define BUS_RECONNECT_INTERVAL_USEC (500 * 1000ULL)
+#define BUS_RECONNECT_TIMEOUT_USEC (30 * 1000000ULL)
 /* A peer-to-peer client that lets this many messages pile up unread is disconnected. */
 #define P2P_WRITE_QUEUE_MAX 4096
 /* After the command exits, a PTY's final drain may take this much beyond what the master shows as
  * readable: the kernel's input buffers of a terminal hold up to 64 KiB on their way. */
 #define PTY_DRAIN_SLACK (64 * 1024)
-/* Bytes of WriteStdin data a session may have queued and not yet written. */
+/* Bytes of WriteStdin data a session may have queued and not yet written; one WriteStdin larger
+ * than this is refused as such. */
 #define STDIN_QUEUE_MAX (1024 * 1024)
-/* How long a session whose owner left has after SIGHUP before SIGKILL. */
+/* ... and all sessions of one owner uid together: without it, 128 sessions of a uid held
+ * 128 MiB. */
+#define STDIN_QUEUE_PER_UID_MAX (16 * 1024 * 1024)
 /* A peer-to-peer connection that has not authenticated by then is dropped. */
 #define P2P_AUTH_TIMEOUT_USEC (5 * 1000000ULL)
+/* Input on a peer-to-peer connection, read by the daemon for sd-bus (p2p-input.c). The text of the
+ * authentication: a real client sends about 100 bytes (AUTH EXTERNAL, NEGOTIATE_UNIX_FD, BEGIN). */
+#define P2P_AUTH_TEXT_MAX (16 * 1024)
+/* The largest message a peer may send. The largest legitimate ones are an Exec with its 1 MiB of
+ * argv and env (EXEC_TOTAL_MAX) and a WriteStdin of 1 MiB (STDIN_QUEUE_MAX), plus their headers and
+ * the rest of the options. 8 MiB leaves room for those, and lets a client that overshoots them a few
+ * times over get its typed error (InvalidArgs) rather than a reset connection; 8 of them fill
+ * P2P_INPUT_TOTAL_MAX. (sd-bus itself would take 128 MiB, BUS_MESSAGE_SIZE_MAX.) A larger one drops
+ * the connection. */
+#define P2P_MESSAGE_MAX (8 * 1024 * 1024)
+/* fds with one message: Exec takes 3 (stdin, stdout, stderr), nothing else any; but sd-bus takes any
+ * number a message declares and closes them with it, and clients did send up to 200 with a call
+ * (test_passed_fds_do_not_leak), so the bound is the kernel's for one sendmsg(), SCM_MAX_FD. More
+ * drops the connection; fds a message does not declare are closed at once. A connection makes the
+ * daemon hold at most about one message's worth: sd-bus closes them when the call is handled. */
+#define P2P_MESSAGE_FDS_MAX 253
+/* A message that has begun to arrive must be whole within this long, or the connection is dropped:
+ * 4 MiB on a local socket take milliseconds, over vsock well under a second. */
+#define P2P_MESSAGE_TIMEOUT_USEC (10 * 1000000ULL)
+/* All messages being received, over all peer-to-peer connections, by their declared sizes: the
+ * memory that peers can make the daemon hold at once. A connection that would go past it stops
+ * being read until others are done, which P2P_MESSAGE_TIMEOUT_USEC bounds. */
+#define P2P_INPUT_TOTAL_MAX (64 * 1024 * 1024)
+/* Peer-to-peer connections of one uid other than root at once (--max-connections-per-user). A person
+ * holds one per concurrent sandboxctl; 32 is far above that, and lets no one uid take more than
+ * an eighth of the DEFAULT_MAX_CONNECTIONS that all of them share. Root is bounded by
+ * DEFAULT_MAX_CONNECTIONS of its own instead (see listener_event()). */
+#define DEFAULT_MAX_CONNECTIONS_PER_USER 32
+/* How long a session whose owner left has after SIGHUP before SIGKILL. */
 #define ORPHAN_GRACE_USEC (3 * 1000000ULL)
+
+/* The bus clients of one uid, for the bounds on Output in flight to them. */
+struct BusUser {
+        uid_t uid;
+        unsigned n_clients;
+        unsigned n_pings;               /* pings to its clients awaiting an answer */
+        uint64_t output_unconfirmed;    /* the sum of its clients' */
+};
 
 /* Someone who started sessions: a unique name on the bus, or a peer-to-peer connection. */
 struct Client {
@@ -83,8 +152,11 @@ struct Client {
         uint64_t output_unconfirmed;    /* bus: Output bytes sent since the last answered ping */
         uint64_t output_pinged;         /* ... of which the pending ping confirms this many */
         sd_bus_slot *ping_slot;
+        BusUser *bus_user;              /* bus: what is in flight to all clients of this uid */
         bool ping_disabled;
         bool p2p;
+        int socket_fd;                  /* p2p: the peer's socket, sd-bus's output fd (it owns it) */
+        P2PInput *input;                /* p2p: reads socket_fd for sd-bus */
         int splice_sndbuf;              /* p2p on a unix socket: its send buffer; <= 0: no splicing */
         uint32_t splice_serial;         /* the next serial of a hand-written Output */
         LIST_FIELDS(Client, clients);
@@ -94,17 +166,31 @@ struct Manager {
         sd_event *event;
         sd_bus *bus;                    /* the system bus, or NULL */
         bool use_bus;
+        Hashmap *bus_users;             /* uid + 1 -> BusUser */
+        uint64_t bus_output_unconfirmed; /* the sum over all bus clients */
+        unsigned bus_pings;             /* pings awaiting an answer, all clients */
+        sd_event_source *ping_retry;    /* pings the bus refused are tried again */
+        bool bus_refusal_logged;
+        sd_event_source *bus_reconnect; /* the bus was lost: trying to get back on it */
+        uint64_t bus_lost_usec;         /* ... since then (CLOCK_MONOTONIC) */
 
         Hashmap *sessions;              /* id -> Session */
         Hashmap *bus_clients;           /* unique name -> Client */
         Hashmap *p2p_by_bus;            /* sd_bus -> Client, for peer-to-peer connections */
-        Hashmap *sessions_per_uid;      /* owner uid -> count, stored in the pointer */
+        Hashmap *sessions_per_uid;      /* owner uid -> count, see uid_count_get() */
+        Hashmap *stdin_per_uid;         /* owner uid -> bytes of stdin queued */
         Client *p2p_clients;
         unsigned n_p2p_clients;
         Listener *listeners;
         uint32_t last_id;
 
         unsigned max_sessions, max_sessions_per_user, max_connections;
+        unsigned max_connections_per_user;
+        uint32_t *vsock_allow_cids;     /* --vsock-allow-cid=; NULL: only the host */
+        size_t n_vsock_allow_cids;
+        uint64_t p2p_input_total;       /* declared sizes of messages being received, p2p */
+        P2PInput *p2p_input_waiting;    /* connections waiting for that to go down */
+        bool p2p_input_waking;
         uid_t default_uid;              /* callers without credentials (vsock) */
         bool notify;                    /* NOTIFY_SOCKET is set: send STATUS= updates */
         bool exiting;                   /* released the bus name, exiting once it is confirmed */
@@ -135,7 +221,8 @@ void manager_check_idle(Manager *m);
 /* The vtable, for the bus and for each peer-to-peer connection. */
 int manager_add_object(Manager *m, sd_bus *bus, sd_bus_slot **ret_slot);
 
-int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, Client **ret);
+/* Takes 'input' (freed on failure too); socket_fd is the bus's output fd. */
+int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, int socket_fd, P2PInput *input, Client **ret);
 /* The Client for a method call's sender, created on first use. */
 int client_from_message(Manager *m, sd_bus_message *msg, Client **ret);
 /* The client went away (or the daemon stops): its sessions are orphaned (SIGHUP, then SIGKILL). */
@@ -143,6 +230,10 @@ Client *client_free(Client *c);
 /* Counts Output sent to a bus client and pings it when enough is in flight. */
 void client_output_sent(Client *c, size_t size);
 bool client_output_congested(Client *c);
+
+/* Counters per uid, in a Hashmap made with trivial_hash (absent: 0). */
+uint64_t uid_count_get(Hashmap *h, uid_t uid);
+void uid_count_add(Hashmap *h, uid_t uid, int64_t delta);
 
 /* Session limits per owner uid. */
 unsigned manager_sessions_of_uid(Manager *m, uid_t uid);

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Fixtures: a private system bus and the real sandboxd, per test.
 
-harness      parametrized over 'bus' and 'p2p'
-bus_harness  only the system-bus variant
-p2p_harness  only the --listen variant
+harness             parametrized over 'bus' (dbus-daemon), 'broker' (dbus-broker) and 'p2p'
+bus_harness         both system buses: 'bus' and 'broker'
+daemon_bus_harness  only dbus-daemon, for what is specific to it
+p2p_harness         only the --listen variant
 
 A harness starts lazily: harness.start('--max-sessions=3') starts the daemon
 with extra options, harness.client() starts it with defaults if needed.
@@ -14,13 +15,16 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from jeepney import Endianness, Header, HeaderFields, Message, MessageType
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -33,6 +37,12 @@ SANDBOXD = os.environ.get('SANDBOXD') or str(REPO / 'build' / 'src' / 'daemon' /
 DBUS_POLICY_DIR = REPO / 'dbus'
 CLIENT_PY = HERE / 'sandbox_client.py'
 DBUS_DAEMON = shutil.which('dbus-daemon') or '/usr/bin/dbus-daemon'
+# dbus-broker, unpacked (never installed: that would make it the machine's dbus.service) by
+# tools/install-deps.sh; SANDBOXD_TEST_DBUS_BROKER names another unpacked tree.
+DBUS_BROKER_ROOT = Path(os.environ.get('SANDBOXD_TEST_DBUS_BROKER') or
+                        '/var/cache/sandboxd-test/dbus-broker')
+UNSHARE = shutil.which('unshare') or '/usr/bin/unshare'
+BUS_TRANSPORTS = ('bus', 'broker')
 SETPRIV = shutil.which('setpriv') or '/usr/bin/setpriv'
 
 NOBODY_UID = 65534
@@ -77,10 +87,43 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
            send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
 
+  <!-- As polkit's own policy file has it, so that a test may run a stand-in authority
+       (Harness.fake_polkit); without one, nobody owns the name and checks fail as before. -->
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy context="default">
+    <allow send_destination="org.freedesktop.PolicyKit1"
+           send_interface="org.freedesktop.PolicyKit1.Authority"/>
+  </policy>
+
   <!-- The project's own policy, from the source tree -->
   <includedir>{policy_dir}</includedir>
 </busconfig>
 """
+
+
+class _AllowAllAuthority(Connection):
+    """Answers org.freedesktop.PolicyKit1.Authority.CheckAuthorization: authorized."""
+
+    def __init__(self, *args, **kwargs):
+        self.checks = []       # (action, subject) asked about
+        super().__init__(*args, **kwargs)
+
+    def _answer_call(self, msg):
+        f = msg.header.fields
+        if not (f.get(HeaderFields.interface) == 'org.freedesktop.PolicyKit1.Authority'
+                and f.get(HeaderFields.member) == 'CheckAuthorization'):
+            return super()._answer_call(msg)
+        self.checks.append((msg.body[1], msg.body[0]))
+        fields = {HeaderFields.reply_serial: msg.header.serial,
+                  HeaderFields.destination: f.get(HeaderFields.sender),
+                  HeaderFields.signature: '(bba{ss})'}
+        header = Header(Endianness.little, MessageType.method_return, 0, 1, -1, -1, fields)
+        try:
+            self.send(Message(header, ((True, False, {}),)))
+        except OSError:
+            pass
 
 
 def _kill_checked(pid, starttime, sig=signal.SIGKILL):
@@ -101,6 +144,8 @@ class Harness:
         self.io_socket = self.tmp / 'io.socket'
         self.log_path = self.tmp / 'sandboxd.log'
         self.bus_proc = None
+        self.journal = None        # dbus-broker's log socket
+        self.bus_log_path = self.tmp / 'bus.log'
         self.daemon = None
         self.clients = []
         self.died = None
@@ -114,27 +159,122 @@ class Harness:
 
     @property
     def address(self):
-        return self.bus_address if self.transport == 'bus' else f'unix:path={self.io_socket}'
+        return self.bus_address if self.is_bus else f'unix:path={self.io_socket}'
 
     @property
     def is_bus(self):
-        return self.transport == 'bus'
+        return self.transport in BUS_TRANSPORTS
 
     def start_bus(self):
-        if not os.access(DBUS_DAEMON, os.X_OK):
-            pytest.skip('dbus-daemon not installed')
+        """Start the private system bus (again, after stop_bus(): same socket path)."""
+        assert self.bus_proc is None, 'bus already running'
         conf = self.tmp / 'bus.conf'
         conf.write_text(BUS_CONFIG.format(socket=self.bus_socket, policy_dir=DBUS_POLICY_DIR))
+        try:
+            self.bus_socket.unlink()
+        except FileNotFoundError:
+            pass
+        if self.transport == 'broker':
+            self._start_broker(conf)
+            return self.bus_address
+        if not os.access(DBUS_DAEMON, os.X_OK):
+            pytest.skip('dbus-daemon not installed')
         self.bus_proc = subprocess.Popen(
             [DBUS_DAEMON, f'--config-file={conf}', '--nofork', '--print-address'],
-            stdout=subprocess.PIPE, stderr=open(self.tmp / 'dbus-daemon.log', 'wb'),
+            stdout=subprocess.PIPE, stderr=open(self.bus_log_path, 'ab'),
             stdin=subprocess.DEVNULL, start_new_session=True)
         r, _, _ = select.select([self.bus_proc.stdout], [], [], 5)
         line = self.bus_proc.stdout.readline() if r else b''
         if not line.startswith(b'unix:'):
-            log = (self.tmp / 'dbus-daemon.log').read_text(errors='replace')
-            raise RuntimeError(f'dbus-daemon did not start: {line!r} {log}')
+            raise RuntimeError(f'dbus-daemon did not start: {line!r} {self.bus_log()}')
         return self.bus_address
+
+    def _start_broker(self, conf):
+        """dbus-broker-launch takes its listening socket from systemd's socket activation
+        protocol (it ignores <listen>), logs to /run/systemd/journal/socket and fails without
+        it, and runs BINDIR/dbus-broker, /usr/bin/dbus-broker: so it runs in a mount namespace
+        of its own with a tmpfs on /run/systemd holding our log socket, and the unpacked usr/bin
+        laid over /usr/bin. It needs no systemd otherwise (no activatable services here)."""
+        launch = DBUS_BROKER_ROOT / 'usr' / 'bin' / 'dbus-broker-launch'
+        if not os.access(launch, os.X_OK) or not os.access(UNSHARE, os.X_OK):
+            pytest.skip(f'dbus-broker not unpacked in {DBUS_BROKER_ROOT} (tools/install-deps.sh)')
+        if self.journal is None:
+            (self.tmp / 'journal').mkdir()
+            self.journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.journal.bind(str(self.tmp / 'journal' / 'socket'))
+            self.journal.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self.journal.setblocking(False)
+        listen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listen.bind(str(self.bus_socket))
+            os.chmod(self.bus_socket, 0o777)   # as dbus-daemon makes it: every uid connects
+            listen.listen(512)
+            fd = listen.fileno()
+            script = (
+                'set -e\n'
+                'mount -t tmpfs -o mode=0755 tmpfs /run/systemd\n'
+                'mkdir /run/systemd/journal\n'
+                f'mount --bind {self.tmp}/journal /run/systemd/journal\n'
+                f'mount -t overlay overlay -o lowerdir={DBUS_BROKER_ROOT}/usr/bin:/usr/bin /usr/bin\n'
+                f'exec 3<&{fd}\n'
+                'export LISTEN_FDS=1 LISTEN_PID=$$\n'
+                f'exec dbus-broker-launch --scope system --config-file={conf}\n')
+            env = {'PATH': '/usr/bin:/bin', 'DBUS_SYSTEM_BUS_ADDRESS': self.bus_address}
+            self.bus_proc = subprocess.Popen(
+                [UNSHARE, '--mount', '--propagation', 'private', '/bin/bash', '-c', script],
+                env=env, pass_fds=(fd,), stdout=open(self.bus_log_path, 'ab'),
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            listen.close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                Connection.open(self.bus_address, bus=True, timeout=2).close()
+                return
+            except (OSError, TimeoutError):
+                pass
+            if self.bus_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f'dbus-broker did not start: {self.bus_log()}')
+            time.sleep(0.05)
+
+    def stop_bus(self, sig=signal.SIGTERM):
+        """Stop the private bus (dbus-broker: the launcher and the broker)."""
+        if self.bus_proc is None:
+            return
+        try:
+            os.killpg(self.bus_proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.bus_proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.bus_proc.pid, signal.SIGKILL)
+            self.bus_proc.wait(5)
+        if self.bus_proc.stdout:
+            self.bus_proc.stdout.close()
+        # The broker may outlive the launcher for a moment: the group goes, all of it.
+        try:
+            os.killpg(self.bus_proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.bus_proc = None
+
+    def bus_log(self):
+        """What the bus logged: dbus-daemon's stderr, or dbus-broker's journal messages."""
+        if self.journal is not None:
+            with open(self.bus_log_path, 'ab') as f:
+                while True:
+                    try:
+                        d = self.journal.recv(1 << 17)
+                    except (BlockingIOError, OSError):
+                        break
+                    fields = dict(l.split(b'=', 1) for l in d.split(b'\n') if b'=' in l)
+                    f.write(fields.get(b'SYSLOG_IDENTIFIER', b'?') + b': ' +
+                            fields.get(b'MESSAGE', d[:200]) + b'\n')
+        try:
+            return self.bus_log_path.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
 
     def start(self, *extra, env=None, idle_timeout=0):
         """Start sandboxd with extra command line options."""
@@ -230,6 +370,33 @@ class Harness:
         """Let other uids connect (the p2p socket; the bus socket is 0777)."""
         os.chmod(self.io_socket if not self.is_bus else self.bus_socket, 0o666)
 
+    def fake_polkit(self):
+        """A stand-in polkit authority on the private bus that allows every check: for tests
+        of what other uids do on the bus, not of authorization (tests/boot has real polkitd).
+        Runs in a thread until the harness stops."""
+        assert self.is_bus
+        if self.daemon is None:
+            self.start()
+        conn = _AllowAllAuthority.open(self.bus_address, bus=True)
+        assert conn.dbus('RequestName', 'su', ('org.freedesktop.PolicyKit1', 4))[0] == 1
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    conn.pump(0.2)
+                except TimeoutError:
+                    pass
+                except OSError:
+                    return
+                conn.signals.clear()
+                conn.replies.clear()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self._polkit = (stop, t, conn)
+        return conn.checks
+
     def popen_as(self, actions, uid=NOBODY_UID, gid=NOBODY_GID):
         """Start sandbox_client.py's script mode as another uid."""
         if not os.access(SETPRIV, os.X_OK):
@@ -256,6 +423,12 @@ class Harness:
     # --- teardown -----------------------------------------------------
 
     def stop(self):
+        if getattr(self, '_polkit', None):
+            stop, t, conn = self._polkit
+            stop.set()
+            t.join(5)
+            conn.close()
+            self._polkit = None
         for c in self.clients:
             try:
                 c.close()
@@ -282,17 +455,15 @@ class Harness:
             for p, st in left:
                 if st:
                     _kill_checked(p, st[2])
-        if self.bus_proc is not None:
-            self.bus_proc.terminate()
-            try:
-                self.bus_proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.bus_proc.kill()
-                self.bus_proc.wait(5)
-            self.bus_proc.stdout.close()
+        self.stop_bus()
         log = self.log()
         if log:
             print(f'----- sandboxd log ({self.transport}) -----\n{log}')
+        log = self.bus_log()
+        if log:
+            print(f'----- bus log ({self.transport}) -----\n{log}')
+        if self.journal is not None:
+            self.journal.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -306,13 +477,19 @@ def _harness(transport):
         pytest.fail(f'sandboxd failed: status {h.died}', pytrace=False)
 
 
-@pytest.fixture(params=['bus', 'p2p'])
+@pytest.fixture(params=['bus', 'broker', 'p2p'])
 def harness(request):
     yield from _harness(request.param)
 
 
+@pytest.fixture(params=BUS_TRANSPORTS)
+def bus_harness(request):
+    yield from _harness(request.param)
+
+
 @pytest.fixture
-def bus_harness():
+def daemon_bus_harness():
+    """Only dbus-daemon: for tests of what is specific to it."""
     yield from _harness('bus')
 
 

@@ -481,7 +481,7 @@ def main(argv):
     """sandbox_client.py ADDRESS bus|p2p ACTIONS_JSON
 
     Actions: ["list"], ["exec", argv, options], ["signal", id, n],
-    ["write", id, text], ["close", id], ["resize", id, r, c],
+    ["write", id, text], ["close", id] (id None: the last Exec), ["resize", id, r, c],
     ["collect", id or None for the last Exec], ["sleep", seconds], ["dbus", member, signature, args],
     ["call", destination, path, interface, member, signature, args]
     Prints a JSON list with {"ok": value} or {"error": name, "message": m}.
@@ -501,9 +501,9 @@ def main(argv):
             elif op == 'signal':
                 v = c.signal(a[1], a[2])
             elif op == 'write':
-                v = c.write_stdin(a[1], a[2].encode())
+                v = c.write_stdin(last if a[1] is None else a[1], a[2].encode())
             elif op == 'close':
-                v = c.close_stdin(a[1])
+                v = c.close_stdin(last if a[1] is None else a[1])
             elif op == 'resize':
                 v = c.resize(a[1], a[2], a[3])
             elif op == 'collect':
