@@ -47,6 +47,9 @@ suite build
 if [ -d tests/boot ]; then
         run "boot test" env BUILD_DIR="$PWD/build" $PY -m pytest -q tests/boot
 fi
+if [ -d tests/vm ]; then
+        run "vm test" env BUILD_DIR="$PWD/build" $PY -m pytest -q -rs tests/vm
+fi
 
 # The same again under the sanitizers. The child gets a copy of the daemon's memory there (see spawn.c).
 build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
