@@ -119,6 +119,9 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         print_help();
                         return 0;
                 case 't':
+                        /* As ssh: a second -t insists on a PTY even without a terminal here. */
+                        if (a->tty)
+                                a->force_tty = true;
                         a->tty = true;
                         break;
                 case 'u':
@@ -276,7 +279,9 @@ static int append_rlimits(sd_bus_message *m, const ExecArgs *a) {
         return append_option_close(m);
 }
 
-int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, bool pass_fds, uint64_t output_window) {
+int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, const bool pass_fd[3],
+                             uint64_t output_window) {
+        static const char *const fd_keys[3] = { "stdin", "stdout", "stderr" };
         const char *term = NULL;
         int r = 0;
 
@@ -333,12 +338,10 @@ int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, bool pass_fds
                 if (r < 0)
                         return r;
         }
-        if (pass_fds) {
-                r = APPEND_OPTION(m, "stdin", "h", STDIN_FILENO);
-                if (r >= 0)
-                        r = APPEND_OPTION(m, "stdout", "h", STDOUT_FILENO);
-                if (r >= 0)
-                        r = APPEND_OPTION(m, "stderr", "h", STDERR_FILENO);
+        for (int fd = 0; fd < 3; fd++) {
+                if (!pass_fd[fd])
+                        continue;
+                r = APPEND_OPTION(m, fd_keys[fd], "h", fd);
                 if (r < 0)
                         return r;
         }

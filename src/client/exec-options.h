@@ -15,6 +15,7 @@ typedef struct Rlimit {
 
 typedef struct ExecArgs {
         bool tty;
+        bool force_tty;         /* -t given twice: a PTY even when stdin is not a terminal */
         const char *user;
         const char *cwd;
         const char *profile;
@@ -32,5 +33,6 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a);
 void exec_args_done(ExecArgs *a);
 
 /* Appends the a{sv} of options for Exec: the parsed ones, the terminal's size and $TERM with --tty,
- * our fds 0, 1, 2 with pass_fds, and the flow control window when output_window > 0. */
-int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, bool pass_fds, uint64_t output_window);
+ * each of our fds 0, 1, 2 whose pass_fd[] is set, and the flow control window when output_window > 0. */
+int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, const bool pass_fd[3],
+                             uint64_t output_window);

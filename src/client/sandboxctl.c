@@ -147,6 +147,33 @@ int context_connect(Context *ctx) {
         return 0;
 }
 
+bool context_explain_wrong_address(Context *ctx, const sd_bus_error *error) {
+        _cleanup_(sd_bus_error_free) sd_bus_error probe_error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        /* Without Hello and a destination, a bus daemon takes our calls as meant for itself and
+         * answers that it has no such method. */
+        if (arg_transport != TRANSPORT_PEER || !ctx->bus ||
+            !sd_bus_error_has_names(error, SD_BUS_ERROR_UNKNOWN_METHOD, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                    SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_SERVICE_UNKNOWN))
+                return false;
+
+        /* A bus answers nothing but Hello before it, so say Hello first. sandboxd's sockets answer
+         * Hello and the match calls as a bus driver would (for clients that believe they are on a
+         * bus), but not GetId: an answer to that comes from a real bus. */
+        if (sd_bus_call_method(ctx->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "Hello", &probe_error, NULL, "") < 0)
+                return false;
+        if (sd_bus_call_method(ctx->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetId", &probe_error, &reply, "") < 0)
+                return false;
+
+        log_error_errno(0, "%s is the address of a D-Bus bus, not of sandboxd's peer-to-peer socket: "
+                        "use --bus-address=%s to reach %s on that bus", arg_address, arg_address,
+                        SANDBOX_SERVICE);
+        return true;
+}
+
 int main(int argc, char *argv[]) {
         _cleanup_(context_done) Context ctx = {};
         int r, verb;

@@ -32,6 +32,9 @@ typedef struct Context {
 
 /* Connects as the global options say; prints the error and returns < 0 on failure. */
 int context_connect(Context *ctx);
+/* After a call failed with error: when --address= named a bus rather than sandboxd's own socket,
+ * says so and what to use instead, and returns true; false when it is not that (nothing printed). */
+bool context_explain_wrong_address(Context *ctx, const sd_bus_error *error);
 
 typedef int (*verb_func_t)(Context *ctx, int argc, char *argv[]);
 

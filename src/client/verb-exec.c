@@ -33,7 +33,7 @@ typedef struct Exec {
         size_t stdin_size;
         uint64_t stdin_retry_usec;
 
-        bool pass_fds;          /* stdin, stdout and stderr are handed to the daemon */
+        bool pass_fd[3];        /* our fd N is handed to the daemon; the others are relayed over D-Bus */
         bool relay_output;      /* some Output signals are expected: flow control with Ack */
 
         bool have_id;
@@ -326,9 +326,14 @@ static int on_exec_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         e->exec_slot = sd_bus_slot_unref(e->exec_slot);
 
         if (sd_bus_message_is_method_error(m, NULL)) {
+                const sd_bus_error *error = sd_bus_message_get_error(m);
+
                 exec_restore_terminal(e);
-                exec_finish(e, log_bus_error(sd_bus_message_get_error(m), true, "failed to run '%s'",
-                                             e->args->command[0]));
+                if (context_explain_wrong_address(e->ctx, error))
+                        exec_finish(e, EXIT_FAILED);
+                else
+                        exec_finish(e, log_bus_error(error, true, "failed to run '%s'",
+                                                     e->args->command[0]));
                 return 0;
         }
 
@@ -361,7 +366,7 @@ static int on_exec_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         if (e->done)
                 return 0;
 
-        if (!e->pass_fds && exec_start_stdin(e) < 0) {
+        if (!e->pass_fd[STDIN_FILENO] && exec_start_stdin(e) < 0) {
                 exec_finish(e, EXIT_CONNECTION_LOST);
                 return 0;
         }
@@ -449,6 +454,7 @@ static int exec_enter_raw_mode(Exec *e) {
 static int exec_run(Exec *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         sd_bus *bus = e->ctx->bus;
+        bool can_pass;
         int r;
 
         r = sd_event_new(&e->event);
@@ -470,15 +476,21 @@ static int exec_run(Exec *e) {
         if (r < 0)
                 return log_error_errno(r, "failed to subscribe to the session's signals: %m");
 
-        e->pass_fds = !e->args->tty && sd_bus_can_send(bus, SD_BUS_TYPE_UNIX_FD) > 0;
-        e->relay_output = !e->pass_fds;
+        /* A terminal is never passed: the command's session, and whatever it leaves running, could
+         * go on reading and writing it after we returned, taking what the user types next at the
+         * shell. Relayed over D-Bus, the stream ends with us. Files and pipes are passed as they
+         * are: they carry only what the caller wired up for the command, and cost no copies. */
+        can_pass = !e->args->tty && sd_bus_can_send(bus, SD_BUS_TYPE_UNIX_FD) > 0;
+        for (int fd = 0; fd < 3; fd++)
+                e->pass_fd[fd] = can_pass && isatty(fd) == 0;
+        e->relay_output = !e->pass_fd[STDOUT_FILENO] || !e->pass_fd[STDERR_FILENO];
 
         r = sd_bus_message_new_method_call(bus, &m, e->ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE,
                                            "Exec");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, e->args->command);
         if (r >= 0)
-                r = exec_args_append_options(m, e->args, e->pass_fds, e->relay_output ? OUTPUT_WINDOW : 0);
+                r = exec_args_append_options(m, e->args, e->pass_fd, e->relay_output ? OUTPUT_WINDOW : 0);
         if (r < 0)
                 return log_error_errno(r, "failed to build the Exec call: %m");
 
@@ -509,6 +521,14 @@ int verb_exec(Context *ctx, int argc, char *argv[]) {
         r = exec_args_parse(argc, argv, &args);
         if (r <= 0)
                 return r == 0 ? 0 : r == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
+
+        /* As ssh does: on a PTY, bytes from a pipe or file would be taken as typed keys (0x03 as
+         * Ctrl-C, 0x04 as EOF) and echoed back; -tt says that is what the caller wants. */
+        if (args.tty && !args.force_tty && isatty(STDIN_FILENO) == 0) {
+                fputs("sandboxctl: Pseudo-terminal will not be allocated because stdin is not a terminal "
+                      "(-tt forces one).\n", stderr);
+                args.tty = false;
+        }
 
         if (context_connect(ctx) < 0)
                 return EXIT_FAILED;

@@ -106,8 +106,11 @@ int verb_list(Context *ctx, int argc, char *argv[]) {
 
         r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE, "ListSessions",
                                &error, &reply, "");
-        if (r < 0)
+        if (r < 0) {
+                if (context_explain_wrong_address(ctx, &error))
+                        return EXIT_FAILED;
                 return log_bus_error(&error, false, "failed to list sessions");
+        }
 
         r = read_table(reply, &t);
         if (r < 0) {

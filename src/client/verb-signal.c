@@ -30,8 +30,11 @@ int verb_signal(Context *ctx, int argc, char *argv[]) {
 
         r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE, "Signal",
                                &error, NULL, "ui", id, (int32_t) sig);
-        if (r < 0)
+        if (r < 0) {
+                if (context_explain_wrong_address(ctx, &error))
+                        return EXIT_FAILED;
                 return log_bus_error(&error, false, "failed to send signal %s to session %" PRIu32,
                                      signal_to_string(sig, name), id);
+        }
         return 0;
 }

@@ -97,11 +97,13 @@ def test_rlimit_infinity(address):
     assert r.stdout.split() == [b'100', b'unlimited', b'unlimited']
 
 
-def test_setrlimit_failure_names_stage(address):
-    # Past fs.nr_open the kernel refuses: a typed error naming the stage, on one line.
+def test_rlimit_past_nr_open(address):
+    # The kernel refuses nofile past fs.nr_open: the daemon says so up front (issue 15, item 11),
+    # on one line that names the limit.
     r = ctl(address, 'exec', '--rlimit=nofile=infinity', 'true')
-    assert r.returncode == 126
-    assert r.stderr == b"sandboxctl: failed to run 'true': setrlimit: Operation not permitted (PermissionDenied)\n"
+    assert r.returncode == 1
+    assert r.stderr.startswith(b"sandboxctl: failed to run 'true': Invalid 'rlimits': 'nofile' cannot be above ")
+    assert b'fs.nr_open' in r.stderr and r.stderr.endswith(b' (InvalidArgs)\n') and r.stderr.count(b'\n') == 1
 
 
 def test_options_end_at_command(address):
@@ -155,3 +157,24 @@ def test_lost_connection(daemon, proxy):
     assert err.count(b'\n') == 1 and err.startswith(b'sandboxctl: lost the connection')
     # The daemon ends a session whose connection went away.
     wait_for(lambda: not list_sessions(daemon.address)[1], what='the session to end')
+
+
+WARNING = b'sandboxctl: Pseudo-terminal will not be allocated because stdin is not a terminal (-tt forces one).\n'
+
+
+def test_tty_without_terminal(address):
+    # As ssh: -t with stdin not a terminal warns and runs on pipes, so piped bytes are data, not keys.
+    r = ctl(address, 'exec', '-t', '--', 'cat', input=b'a\x03b\x04c\n')
+    assert (r.returncode, r.stdout, r.stderr) == (0, b'a\x03b\x04c\n', WARNING)
+    r = ctl(address, 'exec', '--tty', '--', 'sh', '-c', 'test -t 0 || test -t 1 || echo no-tty', input=b'')
+    assert (r.returncode, r.stdout, r.stderr) == (0, b'no-tty\n', WARNING)
+
+
+def test_tty_forced(address):
+    # -tt (or -t -t) insists: a PTY, without the warning, and the bytes are typed into it.
+    for tt in (['-tt'], ['-t', '-t'], ['--tty', '--tty']):
+        r = ctl(address, 'exec', *tt, '--', 'sh', '-c', 'test -t 0 && test -t 1 && echo on-a-tty', input=b'')
+        assert (r.returncode, r.stdout, r.stderr) == (0, b'on-a-tty\r\n', b''), tt
+    # 0x03 is Ctrl-C on a terminal: cat gets SIGINT.
+    r = ctl(address, 'exec', '-tt', '--', 'cat', input=b'a\x03b\n')
+    assert r.returncode == 128 + signal.SIGINT, r.stderr

@@ -1,4 +1,5 @@
-# sandboxctl exec --tty in a real terminal (tmux): size, resize, Ctrl-C, exit status, terminal restored.
+# sandboxctl exec in a real terminal (tmux): --tty (size, resize, Ctrl-C, exit status, terminal restored),
+# and without --tty the terminal relayed, never handed to the command.
 import os
 import shlex
 import shutil
@@ -29,6 +30,17 @@ class Tmux:
         cmd = ' '.join(shlex.quote(a) for a in [SANDBOXCTL, '--address=' + address, 'exec', '-t'] + list(exec_args))
         script = ('TERM=vt100; export TERM; stty -a > {d}/before; {cmd}; echo $? > {d}/rc.tmp; mv {d}/rc.tmp {d}/rc; '
                   'stty -a > {d}/after; exec sleep 600').format(d=d, cmd=cmd)
+        self.tmux('new-session', '-d', '-x', '100', '-y', '30', 'sh -c ' + shlex.quote(script))
+
+    def start_plain(self, address, exec_args, then='', redirect=''):
+        """Runs sandboxctl exec without -t at the terminal, sandboxctl's fds 0, 1, 2 on it unless
+        `redirect` (shell redirections) says otherwise; writes the exit status to a file, then runs
+        the shell code `then`; the pane stays open afterwards."""
+        d = shlex.quote(str(self.dir))
+        cmd = ' '.join(shlex.quote(a) for a in [SANDBOXCTL, '--address=' + address, 'exec'] + list(exec_args))
+        script = ('TERM=vt100; export TERM; cd {d}; {cmd} {redirect}; echo $? > {d}/rc.tmp; '
+                  'mv {d}/rc.tmp {d}/rc; {then}; exec sleep 600').format(d=d, cmd=cmd, redirect=redirect,
+                                                                        then=then or ':')
         self.tmux('new-session', '-d', '-x', '100', '-y', '30', 'sh -c ' + shlex.quote(script))
 
     def screen(self):
@@ -128,3 +140,60 @@ def test_not_found_restores(daemon, term):
     assert term.settings('before').splitlines() == term.settings('after').splitlines()
     assert "sandboxctl: failed to run 'no-such-command-xyz': No such file or directory (NotFound)" \
         in term.screen().replace('\n', '')
+
+
+def test_terminal_not_left_to_the_command(daemon, term):
+    # The attack: a child the command leaves behind, in a session of its own, waits for sandboxctl
+    # to return and then reads and writes what was sandboxctl's terminal. It must get neither: what
+    # is typed next goes to the shell at the terminal, and nothing it writes shows there.
+    child = ('sleep 1; read x; echo "got:$x" > {d}/child; sleep 1; echo LEAKED-TO-TERMINAL; '
+             'echo LEAKED-TO-TERMINAL >&2').format(d=shlex.quote(str(term.dir)))
+    term.start_plain(daemon.address, ['--', 'setsid', '-f', 'sh', '-c', child],
+                     then='sleep 4; read line; echo "shell:$line" > shell')
+    assert term.exit_status() == 0
+    time.sleep(1.5)                     # the child is reading by now
+    term.send('typed-secret', 'Enter')
+    shell, child_file = term.dir / 'shell', term.dir / 'child'
+
+    def read(path):
+        return path.read_text() if path.exists() else ''
+    wait_for(lambda: 'typed-secret' in read(shell) + read(child_file), timeout=15, what='someone to read the line')
+    assert 'typed-secret' not in read(child_file), 'the command left behind read the terminal'
+    assert read(shell) == 'shell:typed-secret\n'
+    time.sleep(2)                       # the child has had its time to write
+    assert 'LEAKED' not in term.screen()
+
+
+def test_command_gets_no_terminal(daemon, term):
+    # sandboxctl's fds 0, 1 and 2 are the terminal; the command's are not, yet it is still talked to.
+    term.start_plain(daemon.address, ['--', 'sh', '-c',
+                                      'for i in 0 1 2; do test -t $i && echo tty$i || echo notty$i; done; '
+                                      'echo err-line >&2; read line; echo "GOT:$line"'])
+    wait_for(lambda: 'err-line' in term.screen(), what='the first output')
+    term.send('hello', 'Enter')
+    assert term.exit_status() == 0
+    lines = term.screen().splitlines()
+    for i in range(3):
+        assert 'notty%d' % i in lines
+        assert 'tty%d' % i not in lines
+    assert 'GOT:hello' in lines
+
+
+def test_terminal_relay_eof(daemon, term):
+    # Ctrl-D at the terminal is the command's EOF, as it would be for the command itself.
+    term.start_plain(daemon.address, ['--', 'sh', '-c', 'cat; echo "END:$?"'])
+    time.sleep(0.5)
+    term.send('one', 'Enter')
+    wait_for(lambda: term.screen().splitlines().count('one') == 2, what='the line and its copy')
+    term.send('C-d')
+    assert term.exit_status() == 0
+    assert 'END:0' in term.screen().splitlines()
+
+
+def test_terminal_relayed_file_passed(daemon, term):
+    # stdin and stderr on the terminal are relayed; stdout, a file, is still handed over as it is.
+    term.start_plain(daemon.address, ['--', 'sh', '-c', 'readlink /proc/self/fd/1; test -t 0 || echo notty0; '
+                                      'test -t 2 || echo notty2 >&2'], redirect='> out')
+    assert term.exit_status() == 0
+    assert (term.dir / 'out').read_text() == '%s\nnotty0\n' % (term.dir / 'out')
+    assert 'notty2' in term.screen().splitlines()
