@@ -223,7 +223,7 @@ def _run_listing(harness, listing, background, watcher_box):
 def test_man_example(example, request):
     if not os.access(SANDBOXCTL, os.X_OK):
         pytest.skip(f'sandboxctl not built: {SANDBOXCTL}')
-    harness = request.getfixturevalue('bus_harness' if example.transport == 'bus'
+    harness = request.getfixturevalue('daemon_bus_harness' if example.transport == 'bus'
                                       else 'p2p_harness')
     background = []
     watcher = [None]
