@@ -6,9 +6,11 @@
  * field in an InvalidArgs error, and leak neither memory nor fds. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
@@ -209,6 +211,22 @@ static int append_strv(sd_bus_message *m, FuzzCursor *c, Model *mo, char *buf, s
         return sd_bus_message_close_container(m);
 }
 
+/* The kernel's ceiling for nofile, which the daemon checks against (read once: the fuzzer does
+ * not change it). */
+static uint64_t nr_open(void) {
+        static uint64_t v;
+        FILE *f;
+
+        if (v == 0) {
+                f = fopen("/proc/sys/fs/nr_open", "re");
+                if (!f || fscanf(f, "%" SCNu64, &v) != 1)
+                        v = 1024 * 1024;
+                if (f)
+                        fclose(f);
+        }
+        return v;
+}
+
 static int append_rlimits(sd_bus_message *m, FuzzCursor *c, Model *mo, char *buf, size_t size,
                           bool as_rlimits) {
         size_t count = fuzz_u8(c) % 6;
@@ -231,7 +249,8 @@ static int append_rlimits(sd_bus_message *m, FuzzCursor *c, Model *mo, char *buf
                 for (int j = 0; j < 16; j++)
                         if (streq(name, rlimit_names[j]))
                                 res = j;
-                if (res < 0 || soft > hard || mo->rlimit_seen[res]) {
+                if (res < 0 || soft > hard || mo->rlimit_seen[res] ||
+                    (res == RLIMIT_NOFILE && (soft < 3 || hard > nr_open()))) {
                         invalid(mo, "rlimits");
                         continue;
                 }
