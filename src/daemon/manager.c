@@ -779,8 +779,41 @@ static int manager_bus_disconnected(sd_bus_message *msg, void *userdata, sd_bus_
         return 0;
 }
 
+/* At exit, sd-bus flushes each connection (its exit source), and sd_bus_flush() waits without a
+ * bound: for a peer still authenticating, until it finishes; for replies queued to a peer that does
+ * not read, until it does. Such peers are dropped first, so that one of them cannot hold up the
+ * exit. */
+static int manager_on_quit(sd_event_source *es, void *userdata) {
+        Manager *m = userdata;
+        Client *c, *n;
+
+        LIST_FOREACH_SAFE(clients, c, n, m->p2p_clients) {
+                uint64_t queued = 0;
+
+                if (sd_bus_is_ready(c->bus) > 0 &&
+                    (sd_bus_get_n_queued_write(c->bus, &queued) < 0 || queued == 0))
+                        continue;
+                log_debug("Exiting: dropping a peer-to-peer client (uid %u) that %s.", (unsigned) c->uid,
+                          queued > 0 ? "has replies waiting to be read" : "is still authenticating");
+                client_free(c);
+        }
+        return 0;
+}
+
 int manager_run(Manager *m) {
-        manager_check_idle(m);
-        (void) sd_notify(false, "READY=1");
-        return sd_event_loop(m->event);
+        sd_event_source *es = NULL;
+        int r;
+
+        r = sd_event_add_exit(m->event, &es, manager_on_quit, m);
+        if (r < 0)
+                return r;
+        /* before sd-bus's own exit sources, which run at the connections' priority */
+        r = sd_event_source_set_priority(es, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0) {
+                manager_check_idle(m);
+                (void) sd_notify(false, "READY=1");
+                r = sd_event_loop(m->event);
+        }
+        sd_event_source_disable_unref(es);
+        return r;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "list.h"
+#include "listen.h"
 #include "log.h"
 #include "p2p-input.h"
 
@@ -32,6 +33,8 @@
 #define ALIGN8(x) (((x) + 7) & ~(uint64_t) 7)
 /* One read of the authentication text. */
 #define AUTH_READ_MAX 4096
+/* Lines of authentication kept to be checked: "AUTH EXTERNAL " and a uid in hex fit. */
+#define AUTH_LINE_MAX 64
 /* A buffer this large is freed once its message is passed on, not kept for the next one. */
 #define BUFFER_KEEP_MAX (64 * 1024)
 
@@ -45,8 +48,11 @@ struct P2PInput {
         bool eof;                       /* the peer is done: close pair_fd once all is passed on */
         bool dead;
         size_t auth_bytes;              /* authentication text so far */
-        uint8_t line[6];                /* the start of the current line of it ... */
-        size_t line_len;                /* ... and its length so far */
+        bool check_auth;                /* a unix socket: only EXTERNAL, as the peer's own uid */
+        bool first_byte_seen;           /* the credentials NUL, before the first line */
+        bool holding;                   /* the current line is kept back until it is checked */
+        uint8_t line[AUTH_LINE_MAX];    /* the start of the current line of it ... */
+        size_t line_len;                /* ... and its length so far (AUTH_LINE_MAX + 1: longer) */
 
         uint8_t *buf;                   /* the message being read, or the authentication text */
         size_t buf_alloc, have, size;   /* size: the message's, once its header is in; else 0 */
@@ -440,17 +446,96 @@ wait:
         return 0;
 }
 
+static int hex_digit(uint8_t c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* The uid claimed in hex after EXTERNAL (in AUTH or DATA) is the peer's own, or there is none. */
+static bool external_data_ok(const P2PInput *p, const uint8_t *hex, size_t len) {
+        char digits[AUTH_LINE_MAX / 2 + 1];
+        size_t n = 0;
+        uint64_t v = 0;
+
+        if (len == 0)
+                return true;
+        if (len % 2 != 0 || len / 2 >= sizeof digits)
+                return false;
+        for (size_t i = 0; i < len; i += 2) {
+                int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+
+                if (hi < 0 || lo < 0)
+                        return false;
+                digits[n++] = (char) (hi << 4 | lo);
+        }
+        digits[n] = 0;
+        if (n > 1 && digits[0] == '0')
+                return false; /* as sd-bus, which takes a uid in its one spelling */
+        for (size_t i = 0; i < n; i++) {
+                if (digits[i] < '0' || digits[i] > '9' || v > UINT32_MAX)
+                        return false;
+                v = v * 10 + (uint64_t) (digits[i] - '0');
+        }
+        return n > 0 && v == p->uid;
+}
+
+/* A line that starts with AUTH or DATA, without its newline (and '\r'): may sd-bus see it? */
+static bool auth_line_ok(const P2PInput *p) {
+        const uint8_t *l = p->line;
+        size_t len = p->line_len;
+
+        if (len > sizeof p->line)
+                return false;
+        if (len > 0 && l[len - 1] == '\r')
+                len--;
+        if (memcmp(l, "DATA", 4) == 0)
+                return len == 4 || (l[4] == ' ' && external_data_ok(p, l + 5, len - 5));
+        if (len < 13 || memcmp(l, "AUTH EXTERNAL", 13) != 0)
+                return false;
+        return len == 13 || (l[13] == ' ' && external_data_ok(p, l + 14, len - 14));
+}
+
+/* A line refused here gets the answer sd-bus would give, and sd-bus never sees it. */
+static int auth_reject(P2PInput *p) {
+        static const char answer[] = "REJECTED EXTERNAL\r\n";
+        ssize_t k;
+
+        log_debug("Peer-to-peer client (uid %u): refusing an authentication line.", (unsigned) p->uid);
+        k = send(p->fd, answer, sizeof answer - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k != (ssize_t) sizeof answer - 1)
+                return -ECONNRESET; /* a peer that does not read its answers */
+        return 0;
+}
+
+/* Is the start of a line, as far as it is in, still maybe AUTH or DATA? */
+static bool line_may_be_checked(const P2PInput *p) {
+        size_t n = MIN(p->line_len, (size_t) 4);
+
+        return memcmp(p->line, "AUTH", n) == 0 || memcmp(p->line, "DATA", n) == 0;
+}
+
 /* The authentication text goes on as it is read, line by line; after the line BEGIN, what follows
  * is read as messages. sd-bus refuses fds during authentication (closing the connection), so do
- * we. Returns 1 to go on, 0 to wait, negative to drop the connection. */
+ * we. The inner bus takes any mechanism (the uid comes from the real socket, see listen.c), so on
+ * a unix socket the AUTH and DATA lines are checked here, as sd-bus checks them on a socket of its
+ * own: EXTERNAL only, and a uid given with it must be the peer's. (vsock carries no credentials:
+ * there, ANONYMOUS is the mechanism, and lines go on as they are.) Returns 1 to go on, 0 to wait,
+ * negative to drop the connection. */
 static int input_auth(P2PInput *p) {
+        uint8_t in[AUTH_READ_MAX];
+        size_t out = 0;
         ssize_t k;
         int r;
 
-        r = buffer_reserve(p, AUTH_READ_MAX);
+        r = buffer_reserve(p, AUTH_READ_MAX + AUTH_LINE_MAX + 1);
         if (r < 0)
                 return r;
-        k = input_read(p, p->buf, MIN((size_t) AUTH_READ_MAX, P2P_AUTH_TEXT_MAX - p->auth_bytes));
+        k = input_read(p, in, MIN((size_t) AUTH_READ_MAX, P2P_AUTH_TEXT_MAX - p->auth_bytes));
         if (k == -EAGAIN)
                 return 0;
         if (k == 0)
@@ -460,40 +545,71 @@ static int input_auth(P2PInput *p) {
                                        "Dropping a peer-to-peer client (uid %u) during authentication: %m",
                                        (unsigned) p->uid);
         p->auth_bytes += (size_t) k;
-        p->have = (size_t) k;
 
-        /* Lines may come in pieces; the first byte is the credentials NUL, which no line starts. */
         for (size_t i = 0; i < (size_t) k; i++) {
-                uint8_t c = p->buf[i];
+                uint8_t c = in[i];
                 size_t rest = (size_t) k - i - 1;
 
+                if (!p->first_byte_seen) {
+                        /* the credentials NUL (sd-bus checks it), which no line starts */
+                        p->first_byte_seen = true;
+                        p->holding = p->check_auth;
+                        p->buf[out++] = c;
+                        continue;
+                }
                 if (c != '\n') {
                         if (p->line_len < sizeof p->line)
                                 p->line[p->line_len] = c;
                         p->line_len = MIN(p->line_len + 1, sizeof p->line + 1);
+                        if (!p->holding)
+                                p->buf[out++] = c;
+                        else if (!line_may_be_checked(p)) {
+                                /* not one to check: what was kept back goes on */
+                                memcpy(p->buf + out, p->line, p->line_len);
+                                out += p->line_len;
+                                p->holding = false;
+                        }
                         continue;
                 }
+
+                if (p->holding && p->line_len >= 4) {
+                        if (!auth_line_ok(p)) {
+                                r = auth_reject(p);
+                                if (r < 0)
+                                        return r;
+                                p->line_len = 0;
+                                p->holding = p->check_auth;
+                                continue;
+                        }
+                }
+                if (p->holding) {
+                        memcpy(p->buf + out, p->line, p->line_len);
+                        out += p->line_len;
+                }
+                p->buf[out++] = c;
                 if ((p->line_len == 5 || (p->line_len == 6 && p->line[5] == '\r')) &&
                     memcmp(p->line, "BEGIN", 5) == 0) {
                         p->authenticated = true;
-                        p->have = i + 1;
                         if (rest > 0) {
                                 p->stash = malloc(rest);
                                 if (!p->stash)
                                         return -ENOMEM;
-                                memcpy(p->stash, p->buf + i + 1, rest);
+                                memcpy(p->stash, in + i + 1, rest);
                                 p->stash_len = rest;
                                 p->stash_off = 0;
                         }
                         break;
                 }
                 p->line_len = 0;
+                p->holding = p->check_auth;
         }
         if (!p->authenticated && p->auth_bytes >= P2P_AUTH_TEXT_MAX)
                 return log_warning_errno(EMSGSIZE, "Dropping a peer-to-peer client (uid %u): more than %u "
                                          "bytes of authentication.", (unsigned) p->uid, P2P_AUTH_TEXT_MAX);
 
-        p->size = p->have;
+        if (out == 0)
+                return 1;
+        p->have = p->size = out;
         r = input_forward(p);
         if (r <= 0)
                 return r;
@@ -737,7 +853,8 @@ int p2p_input_new(Manager *m, int socket_fd, uid_t uid, int *ret_bus_fd, P2PInpu
         p = calloc(1, sizeof(P2PInput));
         if (!p)
                 return -ENOMEM;
-        *p = (P2PInput) { .manager = m, .uid = uid, .fd = -EBADF, .pair_fd = -EBADF };
+        *p = (P2PInput) { .manager = m, .uid = uid, .fd = -EBADF, .pair_fd = -EBADF,
+                          .check_auth = socket_family(socket_fd) == AF_UNIX };
 
         /* A duplicate: sd-event watches each fd once, and sd-bus watches socket_fd for writing. */
         p->fd = fcntl(socket_fd, F_DUPFD_CLOEXEC, 3);

@@ -10,6 +10,7 @@ import random
 import socket
 import statistics
 import struct
+import signal
 import subprocess
 import threading
 import time
@@ -1032,49 +1033,125 @@ def test_garbage_with_begin_is_dropped(p2p_harness):
     assert not stuck, f'connections not dropped: {stuck}'
 
 
-@pytest.mark.xfail(strict=True, reason='p2p-input.c gives sd-bus an anonymous inner bus, so AUTH '
-                   'ANONYMOUS on a unix socket is served, as the SO_PEERCRED uid of the real socket '
-                   '(no identity is gained); the relay should answer REJECTED EXTERNAL itself')
-def test_auth_anonymous_refused(p2p_harness):
-    """AUTH ANONYMOUS on the unix socket is rejected; BEGIN after the
-    rejection gets no service."""
+def _auth_answer(s):
+    resp = b''
+    while b'\r\n' not in resp:
+        d = s.recv(1024)
+        if not d:
+            break
+        resp += d
+    return resp
+
+
+def _served_within(s, data, timeout):
+    """Sends data (ending in a call) and returns what came back within timeout."""
+    try:
+        s.sendall(data)
+    except OSError:
+        return b''
+    got = b''
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and b'l\x02' not in got:
+        s.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            d = s.recv(65536)
+        except (socket.timeout, OSError):
+            break
+        if not d:
+            break
+        got += d
+    return got
+
+
+def _hex_uid(uid):
+    return str(uid).encode().hex().encode()
+
+
+REFUSED_AUTH = [b'AUTH ANONYMOUS', b'AUTH ANONYMOUS 74657374', b'AUTH', b'AUTH DBUS_COOKIE_SHA1 30',
+                b'AUTH EXTERNAL ' + _hex_uid(1000), b'AUTH EXTERNAL ' + _hex_uid(0) + b'30',
+                b'AUTH EXTERNAL 3', b'AUTH EXTERNAL zz', b'AUTH EXTERNAL ' + b'30' * 40]
+
+
+@pytest.mark.parametrize('line', REFUSED_AUTH, ids=lambda x: x.decode()[:30])
+def test_auth_other_than_own_external_refused(p2p_harness, line):
+    """On the unix socket only EXTERNAL is taken, and a uid given with it must
+    be the peer's own (root's here): anything else is answered REJECTED
+    EXTERNAL, as sd-bus answers on a socket of its own, and BEGIN after it gets
+    no service; the same connection may then authenticate properly."""
     h = p2p_harness
     other = h.client()
-    for line in (b'AUTH ANONYMOUS\r\n', b'AUTH ANONYMOUS 74657374\r\n'):
+    s = raw_socket(h, timeout=3)
+    try:
+        s.sendall(b'\0' + line + b'\r\n')
+        assert _auth_answer(s) == b'REJECTED EXTERNAL\r\n', line
+        got = _served_within(s, BEGIN + _raw_call_bytes('ListSessions', serial=7), 1.0)
+        assert b'l\x02' not in got, f'a method return after a rejected AUTH: {got!r}'
+    finally:
+        s.close()
+
+    s = raw_socket(h, timeout=3)
+    try:
+        s.sendall(b'\0' + line + b'\r\n')
+        assert _auth_answer(s) == b'REJECTED EXTERNAL\r\n', line
+        s.sendall(b'AUTH EXTERNAL ' + _hex_uid(0) + b'\r\n')
+        assert _auth_answer(s).startswith(b'OK '), 'own EXTERNAL after a rejection'
+        got = _served_within(s, BEGIN + _raw_call_bytes('ListSessions', serial=7), 3.0)
+        assert b'l\x02' in got, f'no answer after authenticating: {got!r}'
+    finally:
+        s.close()
+    assert exec_latency(other) < 1.0
+
+
+@pytest.mark.parametrize('data', [b'DATA ' + _hex_uid(1000), b'DATA 7a'], ids=['other-uid', 'not-a-uid'])
+def test_auth_external_data_checked(p2p_harness, data):
+    """EXTERNAL without an initial response is answered DATA; a DATA line
+    naming another uid is refused too, one with the peer's own uid (or none)
+    authenticates."""
+    h = p2p_harness
+    h.client()
+    for follow, ok in ((data, False), (b'DATA ' + _hex_uid(0), True), (b'DATA', True)):
         s = raw_socket(h, timeout=3)
         try:
-            s.sendall(b'\0' + line)
-            resp = b''
-            while b'\r\n' not in resp:
-                d = s.recv(1024)
-                if not d:
-                    break
-                resp += d
-            assert not resp.startswith(b'OK'), f'{line!r} accepted: {resp!r}'
-            # p2p-input.c's inner bus takes ANONYMOUS (the uid comes from SO_PEERCRED of the real
-            # socket): it may ask for DATA, but what follows must still not be served.
-            assert resp.startswith(b'REJECTED') or resp in (b'', b'DATA\r\n'), resp
-            assert b'ANONYMOUS' not in resp, f'ANONYMOUS offered: {resp!r}'
-            # carry on as if it had worked
-            try:
-                s.sendall(BEGIN + _raw_call_bytes('ListSessions', serial=7))
-            except OSError:
-                continue
-            got = b''
-            deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline:
-                s.settimeout(max(deadline - time.monotonic(), 0.01))
-                try:
-                    d = s.recv(65536)
-                except (socket.timeout, OSError):
-                    break
-                if not d:
-                    break
-                got += d
-            assert b'l\x02' not in got, f'a method return after a rejected AUTH: {got!r}'
+            s.sendall(b'\0AUTH EXTERNAL\r\n')
+            assert _auth_answer(s) == b'DATA\r\n'
+            s.sendall(follow + b'\r\n')
+            resp = _auth_answer(s)
+            if ok:
+                assert resp.startswith(b'OK '), (follow, resp)
+            else:
+                assert resp == b'REJECTED EXTERNAL\r\n', (follow, resp)
         finally:
             s.close()
-    assert exec_latency(other) < 1.0
+
+
+@pytest.mark.root
+def test_exit_not_held_by_peers_authenticating_or_not_reading(p2p_harness):
+    """SIGTERM while one peer is half authenticated (OK, no BEGIN) and another
+    has pipelined calls whose replies it does not read: the daemon still exits
+    at once. (sd-bus flushes every connection at exit, and sd_bus_flush() waits
+    without a bound for both.)"""
+    h = p2p_harness
+    h.client()
+    half = raw_socket(h, timeout=3)
+    half.sendall(b'\0AUTH EXTERNAL ' + _hex_uid(0) + b'\r\n')
+    assert _auth_answer(half).startswith(b'OK ')
+    deaf = raw_socket(h, timeout=3)
+    deaf.sendall(_auth_bytes() + _raw_call_bytes('ListSessions', serial=5) * 3500)
+    time.sleep(1.0)
+    h.assert_alive()
+    t0 = time.monotonic()
+    h.daemon.send_signal(signal.SIGTERM)
+    try:
+        rc = h.daemon.wait(3)
+    except subprocess.TimeoutExpired:
+        rc = None
+    took = time.monotonic() - t0
+    half.close()
+    deaf.close()
+    assert rc is not None, 'no exit within 3 s of SIGTERM'
+    assert rc == 0, rc
+    h.expect_exit = True
+    assert took < 2.0, took
 
 
 # --- oversize and odd requests ---------------------------------------------------------------
