@@ -10,6 +10,7 @@
 
 #include "bus-error.h"
 #include "env.h"
+#include "exec-queue.h"
 #include "exec-request.h"
 #include "log.h"
 #include "parse.h"
@@ -134,7 +135,6 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         _cleanup_(user_info_done) UserInfo u = {};
         Manager *m = userdata;
         bool as_self;
-        Session *s;
         Client *c;
         int r;
 
@@ -185,6 +185,17 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r == 0)
                 return 1; /* polkit is asked; this call is dispatched again with the answer */
 
+        /* act: at once peer-to-peer, in turn with other bus clients on the bus */
+        if (!c->p2p)
+                return exec_queue_push(c, msg, &req, &u, error);
+        return manager_exec_start(m, msg, c, &req, &u, error);
+}
+
+int manager_exec_start(Manager *m, sd_bus_message *msg, Client *c, ExecRequest *req,
+                       const UserInfo *u, sd_bus_error *error) {
+        Session *s;
+        int r;
+
         if (hashmap_size(m->sessions) >= m->max_sessions)
                 return sd_bus_error_setf(error, SANDBOX_ERROR_TOO_MANY_SESSIONS,
                                          "Too many sessions (%u).", m->max_sessions);
@@ -193,8 +204,7 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                                          "Too many sessions for uid %u (%u).", (unsigned) c->uid,
                                          m->max_sessions_per_user);
 
-        /* act */
-        r = session_start(m, c, &req, &u, &s, error);
+        r = session_start(m, c, req, u, &s, error);
         if (r < 0)
                 return reply_errno(error, r, "Cannot start the session");
 

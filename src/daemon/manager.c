@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 
+#include "exec-queue.h"
 #include "listen.h"
 #include "log.h"
 #include "polkit.h"
@@ -125,6 +126,7 @@ Manager *manager_free(Manager *m) {
         }
         while (m->listeners)
                 listener_free(m->listeners);
+        exec_queue_done(m);
 
         sd_event_source_disable_unref(m->idle_source);
         sd_event_source_disable_unref(m->ping_retry);
@@ -278,6 +280,7 @@ Client *client_free(Client *c) {
         } else if (c->name)
                 hashmap_remove(c->manager->bus_clients, c->name);
 
+        exec_queue_drop_client(c);
         client_output_forget(c);
         sd_bus_slot_unref(c->ping_slot);
         sd_bus_unref(c->bus);

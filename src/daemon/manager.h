@@ -14,6 +14,7 @@
 
 typedef struct BusUser BusUser;
 typedef struct Client Client;
+typedef struct ExecQueued ExecQueued;
 typedef struct Listener Listener;
 typedef struct Manager Manager;
 typedef struct P2PInput P2PInput;
@@ -159,6 +160,11 @@ struct Client {
         P2PInput *input;                /* p2p: reads socket_fd for sd-bus */
         int splice_sndbuf;              /* p2p on a unix socket: its send buffer; <= 0: no splicing */
         uint32_t splice_serial;         /* the next serial of a hand-written Output */
+        ExecQueued *exec_first, *exec_last; /* bus: authorized Execs waiting (exec-queue.h) */
+        unsigned n_exec_queued;
+        uint64_t exec_queued_bytes;
+        Client *exec_turn_next, *exec_turn_prev; /* in line while it has Execs waiting */
+        bool exec_in_turn;
         LIST_FIELDS(Client, clients);
 };
 
@@ -173,6 +179,10 @@ struct Manager {
         bool bus_refusal_logged;
         sd_event_source *bus_reconnect; /* the bus was lost: trying to get back on it */
         uint64_t bus_lost_usec;         /* ... since then (CLOCK_MONOTONIC) */
+
+        Client *exec_turn_first, *exec_turn_last; /* bus clients with Execs waiting, in turn */
+        uint64_t exec_queued_bytes;
+        sd_event_source *exec_source;   /* starts the next one */
 
         Hashmap *sessions;              /* id -> Session */
         Hashmap *bus_clients;           /* unique name -> Client */

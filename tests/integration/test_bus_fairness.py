@@ -197,6 +197,31 @@ def test_stalled_clients_of_one_uid_do_not_stop_another(bus_harness, attacker):
     h.assert_alive()
 
 
+@pytest.mark.root
+def test_pipelined_execs_take_turns_with_other_clients(bus_harness):
+    """A client pipelines 100 Execs; another client's Exec, sent right after,
+    is started in turn with them, not after all of them: most of the
+    pipelined sessions get higher ids than the other client's. (Every bus
+    client reaches the daemon over its one bus connection, in the order the
+    bus delivers: the daemon has to read ahead to be fair.)"""
+    from test_reliability import exec_msg, _read_replies, reply_error
+    h = bus_harness
+    h.start('--max-sessions-per-user=1024')
+    other = h.client()
+    other.exec(['/bin/true'])
+    flooder = Connection.open(h.address, bus=True)
+    serials = [flooder.send(exec_msg(flooder, ['/bin/true'])) for _ in range(100)]
+    sid, _ = other.exec(['/bin/true'], timeout=10)
+    replies = _read_replies(flooder, serials, 30)
+    assert len(replies) == len(serials)
+    errors = [reply_error(m) for m in replies.values() if reply_error(m)]
+    assert not errors, errors
+    later = sum(1 for m in replies.values() if m.body[0] > sid)
+    assert later >= 50, (f"the other client's session is {sid}, after {100 - later} of the 100 "
+                         f'pipelined ones')
+    flooder.close()
+
+
 def _wait_log(h, text, timeout):
     return wait_until(lambda: text in h.log(), timeout)
 
