@@ -64,6 +64,8 @@ static int listener_serve(Listener *l, int fd, uid_t uid, bool vsock) {
                 r = sd_bus_new(&bus);
         if (r >= 0)
                 r = sd_bus_set_fd(bus, bus_fd, fd);
+        if (r >= 0)
+                p2p_input_set_bus(input, bus);
         if (r < 0) {
                 p2p_input_free(input);
                 safe_close(bus_fd);

@@ -48,6 +48,8 @@ struct P2PInput {
         bool eof;                       /* the peer is done: close pair_fd once all is passed on */
         bool dead;
         size_t auth_bytes;              /* authentication text so far */
+        sd_bus *bus;                    /* the connection that reads pair_fd's other end */
+        bool passed_on;                 /* a whole message went to sd-bus in this dispatch */
         bool check_auth;                /* a unix socket: only EXTERNAL, as the peer's own uid */
         bool first_byte_seen;           /* the credentials NUL, before the first line */
         bool holding;                   /* the current line is kept back until it is checked */
@@ -437,6 +439,8 @@ static int input_forward(P2PInput *p) {
         p->sent += (size_t) k;
         if ((size_t) k == len) {
                 (void) sd_event_source_set_enabled(p->out_source, SD_EVENT_OFF);
+                if (p->authenticated)
+                        p->passed_on = true;
                 return 1;
         }
 wait:
@@ -808,16 +812,48 @@ static void input_run(P2PInput *p) {
         }
 }
 
+/* Reads and passes on; then sd-bus reads what was passed on at once, rather than when the
+ * socketpair wakes it in the next iteration of the event loop: one wakeup less per call. */
+static void input_event(P2PInput *p) {
+        Manager *m = p->manager;
+        sd_bus *bus;
+        int r = 0;
+
+        p->passed_on = false;
+        input_run(p);
+        if (!p->passed_on || !p->bus)
+                return;
+        /* Processing may free the client, and p with it. */
+        bus = sd_bus_ref(p->bus);
+        for (unsigned i = 0; i < 16; i++) {
+                r = sd_bus_process(bus, NULL);
+                if (r <= 0)
+                        break;
+        }
+        if (r < 0) {
+                /* as sd-bus's own handler does with a connection it cannot process */
+                Client *c = hashmap_get(m->p2p_by_bus, bus);
+
+                log_debug_errno(r, "Peer-to-peer client: processing failed, dropping it: %m");
+                if (c)
+                        client_free(c);
+        }
+        sd_bus_unref(bus);
+}
+
 static int on_input(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        input_run(userdata);
+        input_event(userdata);
         return 0;
 }
 
 static int on_output(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        P2PInput *p = userdata;
-
-        input_run(p);
+        input_event(userdata);
         return 0;
+}
+
+void p2p_input_set_bus(P2PInput *p, sd_bus *bus) {
+        sd_bus_unref(p->bus);
+        p->bus = sd_bus_ref(bus);
 }
 
 static int on_timer(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -893,6 +929,7 @@ P2PInput *p2p_input_free(P2PInput *p) {
         sd_event_source_disable_unref(p->timer);
         safe_close(p->fd);
         safe_close(p->pair_fd);
+        sd_bus_unref(p->bus);
         free(p->buf);
         free(p->stash);
         free(p);

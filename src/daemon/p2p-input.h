@@ -11,6 +11,8 @@ typedef struct P2PInput P2PInput;
  * only for the log. */
 int p2p_input_new(Manager *m, int socket_fd, uid_t uid, int *ret_bus_fd, P2PInput **ret);
 P2PInput *p2p_input_free(P2PInput *p);
+/* The connection that reads what is passed on: processed right after (holds a reference). */
+void p2p_input_set_bus(P2PInput *p, sd_bus *bus);
 
 /* The message bounds leave room again: wakes connections that wait for it. */
 void p2p_input_wake(Manager *m);
