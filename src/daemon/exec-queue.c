@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bus-error.h"
+#include "client.h"
 #include "exec-queue.h"
 #include "log.h"
 

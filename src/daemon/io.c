@@ -9,6 +9,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "log.h"
 #include "output-splice.h"
 #include "session.h"

@@ -11,6 +11,7 @@
 #include <systemd/sd-id128.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "listen.h"
 #include "log.h"
 #include "p2p-input.h"

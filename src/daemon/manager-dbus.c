@@ -9,6 +9,7 @@
 #include <systemd/sd-journal.h>
 
 #include "bus-error.h"
+#include "client.h"
 #include "env.h"
 #include "exec-queue.h"
 #include "exec-request.h"

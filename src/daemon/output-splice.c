@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "listen.h"
 #include "log.h"
 #include "output-splice.h"

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "list.h"
 #include "listen.h"
 #include "log.h"

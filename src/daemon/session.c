@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus-error.h"
+#include "client.h"
 #include "env.h"
 #include "log.h"
 #include "pty.h"
