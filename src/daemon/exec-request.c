@@ -28,6 +28,8 @@ void exec_request_done(ExecRequest *req) {
         strv_free(req->env);
         free(req->cwd);
         free(req->user);
+        free(req->tag);
+        free(req->stdin_data);
         for (int i = 0; i < 3; i++)
                 safe_close(req->fds[i]);
         exec_request_init(req);
@@ -200,8 +202,31 @@ static const Option options[] = {
         { "tty", "b" },         { "rows", "q" },        { "cols", "q" },
         { "rlimits", "a(stt)" }, { "profile", "s" },    { "timeout-usec", "t" },
         { "output-window", "t" }, { "stdin", "h" },     { "stdout", "h" },
-        { "stderr", "h" },
+        { "stderr", "h" },      { "tag", "s" },         { "stdin-data", "ay" },
+        { "max-output", "t" },  { "on-output-limit", "s" }, { "timeout-grace-usec", "t" },
 };
+
+static int read_bytes(sd_bus_message *m, ExecRequest *req, sd_bus_error *error) {
+        const void *data;
+        size_t size;
+        int r;
+
+        r = sd_bus_message_read_array(m, 'y', &data, &size);
+        if (r < 0)
+                return r;
+        if (size > EXEC_STDIN_DATA_MAX)
+                return INVALID(error, "Invalid 'stdin-data': %zu bytes, more than %u.", size,
+                               EXEC_STDIN_DATA_MAX);
+        free(req->stdin_data);
+        req->stdin_data = malloc(MAX(size, (size_t) 1));
+        if (!req->stdin_data)
+                return -ENOMEM;
+        if (size > 0)
+                memcpy(req->stdin_data, data, size);
+        req->stdin_data_size = size;
+        req->stdin_data_set = true;
+        return 0;
+}
 
 static int read_option(sd_bus_message *m, ExecRequest *req, const char *key, size_t *total,
                        sd_bus_error *error) {
@@ -275,11 +300,81 @@ static int read_option(sd_bus_message *m, ExecRequest *req, const char *key, siz
                 return read_fd(m, key, &req->fds[1], error);
         if (streq(key, "stderr"))
                 return read_fd(m, key, &req->fds[2], error);
+        if (streq(key, "tag")) {
+                const char *t;
+
+                r = sd_bus_message_read_basic(m, 's', &t);
+                if (r < 0)
+                        return r;
+                if (strlen(t) > EXEC_TAG_MAX)
+                        return INVALID(error, "Invalid 'tag': longer than %u bytes.", EXEC_TAG_MAX);
+                free(req->tag);
+                req->tag = strdup(t);
+                return req->tag ? 0 : -ENOMEM;
+        }
+        if (streq(key, "stdin-data"))
+                return read_bytes(m, req, error);
+        if (streq(key, "max-output")) {
+                r = sd_bus_message_read_basic(m, 't', &req->max_output);
+                if (r < 0)
+                        return r;
+                req->max_output_set = true;
+                return 0;
+        }
+        if (streq(key, "on-output-limit")) {
+                const char *a;
+
+                r = sd_bus_message_read_basic(m, 's', &a);
+                if (r < 0)
+                        return r;
+                if (streq(a, "kill"))
+                        req->on_output_limit = OUTPUT_LIMIT_KILL;
+                else if (streq(a, "truncate"))
+                        req->on_output_limit = OUTPUT_LIMIT_TRUNCATE;
+                else
+                        return INVALID(error, "Invalid 'on-output-limit': '%.64s' is neither 'truncate' "
+                                       "nor 'kill'.", a);
+                return 0;
+        }
+        if (streq(key, "timeout-grace-usec"))
+                return sd_bus_message_read_basic(m, 't', &req->timeout_grace_usec);
 
         return -EINVAL; /* not reached: the key was checked against the table */
 }
 
+/* The rules between options, and those of the method. */
+static int check_request(ExecRequest *req, bool output_window_set, bool on_output_limit_set,
+                         sd_bus_error *error) {
+        bool run = req->kind != EXEC_KIND_EXEC;
+
+        if (req->stdin_data_set && req->fds[0] >= 0)
+                return INVALID(error, "Invalid 'stdin-data': 'stdin' is given too.");
+        if (req->timeout_grace_usec > 0 && req->timeout_usec == 0)
+                return INVALID(error, "Invalid 'timeout-grace-usec': it needs 'timeout-usec'.");
+        if (!run) {
+                if (req->max_output_set && req->max_output == 0)
+                        return INVALID(error, "Invalid 'max-output': must be at least 1 for Exec.");
+                if (req->on_output_limit == OUTPUT_LIMIT_TRUNCATE)
+                        return INVALID(error, "Invalid 'on-output-limit': 'truncate' is for Run; "
+                                       "Exec can only 'kill'.");
+                return 0;
+        }
+        if (output_window_set)
+                return INVALID(error, "Invalid 'output-window': not an option of Run, which sends "
+                               "no Output.");
+        if (!req->max_output_set)
+                req->max_output = RUN_OUTPUT_DEFAULT;
+        else if (req->max_output > RUN_OUTPUT_MAX)
+                return INVALID(error, "Invalid 'max-output': at most %u bytes for Run (16 MiB).",
+                               RUN_OUTPUT_MAX);
+        req->max_output_set = true;
+        if (!on_output_limit_set)
+                req->on_output_limit = OUTPUT_LIMIT_TRUNCATE;
+        return 0;
+}
+
 int exec_request_parse(sd_bus_message *m, ExecRequest *req, sd_bus_error *error) {
+        bool output_window_set = false, on_output_limit_set = false;
         size_t total = 0;
         const char *key;
         int r;
@@ -321,6 +416,8 @@ int exec_request_parse(sd_bus_message *m, ExecRequest *req, sd_bus_error *error)
                 r = read_option(m, req, key, &total, error);
                 if (r < 0)
                         return r;
+                output_window_set = output_window_set || streq(key, "output-window");
+                on_output_limit_set = on_output_limit_set || streq(key, "on-output-limit");
                 r = sd_bus_message_exit_container(m);
                 if (r < 0)
                         return r;
@@ -333,5 +430,5 @@ int exec_request_parse(sd_bus_message *m, ExecRequest *req, sd_bus_error *error)
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
-        return 0;
+        return check_request(req, output_window_set, on_output_limit_set, error);
 }

@@ -14,7 +14,27 @@
 #define EXEC_STRING_MAX (128 * 1024)    /* one argument or env entry, as MAX_ARG_STRLEN */
 #define EXEC_TOTAL_MAX (1024 * 1024)    /* argv and env together */
 
+/* Bytes of 'stdin-data', as much as WriteStdin may queue (STDIN_QUEUE_MAX). */
+#define EXEC_STDIN_DATA_MAX (1024 * 1024)
+/* 'max-output' of Run: each stream's bytes are kept in the daemon's memory until the reply. */
+#define RUN_OUTPUT_MAX (16 * 1024 * 1024)
+#define RUN_OUTPUT_DEFAULT (1024 * 1024)
+#define EXEC_TAG_MAX 256
+
+/* The method that asked: Exec relays, Run and RunText collect and reply at the end. */
+typedef enum ExecKind {
+        EXEC_KIND_EXEC,
+        EXEC_KIND_RUN,
+        EXEC_KIND_RUN_TEXT,
+} ExecKind;
+
+typedef enum OutputLimitAction {
+        OUTPUT_LIMIT_KILL,              /* end the session, end reason output-limit */
+        OUTPUT_LIMIT_TRUNCATE,          /* Run: keep the first max-output bytes, count the rest */
+} OutputLimitAction;
+
 typedef struct ExecRequest {
+        ExecKind kind;                  /* set before parsing */
         char **argv;
         char **env;                     /* validated KEY=VALUE entries, in the caller's order */
         char *cwd;                      /* NULL: the user's home */
@@ -27,6 +47,14 @@ typedef struct ExecRequest {
         uint64_t timeout_usec;          /* 0: none */
         uint64_t output_window;         /* 0: none */
         int fds[3];                     /* callers' fds for stdin, stdout, stderr, or -EBADF */
+        char *tag;                      /* NULL: none */
+        uint8_t *stdin_data;            /* with stdin_data_set: written to stdin, then EOF */
+        size_t stdin_data_size;
+        bool stdin_data_set;
+        uint64_t max_output;            /* per stream; 0 with !max_output_set: none (Exec) */
+        bool max_output_set;
+        OutputLimitAction on_output_limit;
+        uint64_t timeout_grace_usec;    /* 0: SIGKILL at the timeout */
 } ExecRequest;
 
 void exec_request_init(ExecRequest *req);

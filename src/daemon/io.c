@@ -3,6 +3,7 @@
  * backpressure that keeps both bounded. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -12,6 +13,7 @@
 #include "client.h"
 #include "log.h"
 #include "output-splice.h"
+#include "run.h"
 #include "session.h"
 
 /* How many bytes the next read may take: the chunk size, within the output window. */
@@ -27,8 +29,8 @@ static size_t output_budget(Session *s) {
 static bool connection_congested(Session *s, uint64_t limit) {
         uint64_t n;
 
-        if (!s->owner)
-                return false;
+        if (!s->owner || s->run)
+                return false; /* Run sends nothing until its reply */
         if (client_output_congested(s->owner))
                 return true;
         if (sd_bus_get_n_queued_write(s->owner->bus, &n) < 0)
@@ -99,11 +101,36 @@ static int output_send_one(Session *s, unsigned stream, const void *data, size_t
         return 0;
 }
 
+/* Cuts what goes on to max-output, counting all of it; past the limit with on-output-limit=kill,
+ * the session is killed (end reason output-limit) and keeps only what fit. */
+static size_t output_limit(Session *s, unsigned stream, size_t size) {
+        uint64_t before = s->out_bytes[stream], room;
+
+        s->out_bytes[stream] += size;
+        if (!s->max_output_set)
+                return size;
+        room = before < s->max_output ? s->max_output - before : 0;
+        if (size <= room)
+                return size;
+        if (s->on_output_limit == OUTPUT_LIMIT_KILL && s->end_cause != END_REASON_OUTPUT_LIMIT) {
+                log_debug("Session %u: more than %llu bytes of output on stream %u, killing it.", s->id,
+                          (unsigned long long) s->max_output, stream + 1);
+                s->end_cause = END_REASON_OUTPUT_LIMIT;
+                (void) session_signal(s, SIGKILL);
+        }
+        return (size_t) room;
+}
+
 static void output_send(Session *s, unsigned stream, const void *data, size_t size) {
         size_t max;
 
-        if (!s->owner)
-                return; /* orphaned: drained and dropped */
+        size = output_limit(s, stream, size);
+        if (!s->owner || size == 0)
+                return; /* orphaned: drained and dropped; or past max-output */
+        if (s->run) {
+                run_sink_add(s->run, stream, data, size);
+                return;
+        }
 
         max = s->owner->p2p ? size : OUTPUT_BUS_MESSAGE_MAX;
         for (size_t off = 0; off < size; off += max) {
@@ -144,6 +171,7 @@ static int output_read_chunk(Session *s, unsigned stream) {
 
         len = output_splice(s, stream, budget);
         if (len > 0) {
+                s->out_bytes[stream] += len;
                 output_count(s, len);
                 if (o->drain_limited)
                         o->drain_left -= len;
@@ -235,7 +263,7 @@ bool session_output_drain(Session *s) {
 
                         /* The rest of a pipe, for each of many sessions, would add up past the
                          * bounds on the bus: the drain waits as reading does. */
-                        if (s->owner && client_output_congested(s->owner)) {
+                        if (s->owner && !s->run && client_output_congested(s->owner)) {
                                 session_pause(s);
                                 return false;
                         }

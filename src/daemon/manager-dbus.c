@@ -2,6 +2,7 @@
 /* The org.example.Sandbox1 interface: each method reads, validates, authorizes, acts, replies. */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "parse.h"
 #include "polkit.h"
+#include "run.h"
 #include "session.h"
 #include "strv.h"
 #include "user.h"
@@ -131,20 +133,21 @@ static int authorize_exec(Manager *m, sd_bus_message *msg, Client *c, const Exec
         return r;
 }
 
-static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* Exec, Run and RunText: the same request, answered at once (Exec) or when the session ends. */
+static int method_exec_kind(sd_bus_message *msg, Manager *m, ExecKind kind, sd_bus_error *error) {
         _cleanup_(exec_request_done) ExecRequest req;
         _cleanup_(user_info_done) UserInfo u = {};
-        Manager *m = userdata;
         bool as_self;
         Client *c;
         int r;
 
         exec_request_init(&req);
+        req.kind = kind;
 
         /* read, validate */
         r = exec_request_parse(msg, &req, error);
         if (r < 0)
-                return reply_errno(error, r, "Cannot read the Exec arguments");
+                return reply_errno(error, r, "Cannot read the arguments");
 
         r = client_from_message(m, msg, &c);
         if (r < 0)
@@ -192,8 +195,21 @@ static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return manager_exec_start(m, msg, c, &req, &u, error);
 }
 
+static int method_exec(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_exec_kind(msg, userdata, EXEC_KIND_EXEC, error);
+}
+
+static int method_run(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_exec_kind(msg, userdata, EXEC_KIND_RUN, error);
+}
+
+static int method_run_text(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_exec_kind(msg, userdata, EXEC_KIND_RUN_TEXT, error);
+}
+
 int manager_exec_start(Manager *m, sd_bus_message *msg, Client *c, ExecRequest *req,
                        const UserInfo *u, sd_bus_error *error) {
+        RunSink *run = NULL;
         Session *s;
         int r;
 
@@ -204,17 +220,29 @@ int manager_exec_start(Manager *m, sd_bus_message *msg, Client *c, ExecRequest *
                 return sd_bus_error_setf(error, SANDBOX_ERROR_TOO_MANY_SESSIONS,
                                          "Too many sessions for uid %u (%u).", (unsigned) c->uid,
                                          m->max_sessions_per_user);
+        if (req->kind != EXEC_KIND_EXEC) {
+                /* what its output may take is reserved before anything runs */
+                r = run_sink_new(m, c->uid, msg, req, &run, error);
+                if (r < 0)
+                        return r;
+        }
 
         r = session_start(m, c, req, u, &s, error);
-        if (r < 0)
-                return reply_errno(error, r, "Cannot start the session");
-
-        /* reply before anything is relayed, so that it precedes every Output */
-        r = sd_bus_reply_method_return(msg, "uu", s->id, (uint32_t) s->pid);
         if (r < 0) {
-                log_warning_errno(r, "Session %u: cannot reply to Exec, killing it: %m", s->id);
-                session_kill_now(s);
-                return r;
+                run_sink_free(m, c->uid, run);
+                return reply_errno(error, r, "Cannot start the session");
+        }
+
+        if (run)
+                s->run = run; /* answered when it ends */
+        else {
+                /* reply before anything is relayed, so that it precedes every Output */
+                r = sd_bus_reply_method_return(msg, "uu", s->id, (uint32_t) s->pid);
+                if (r < 0) {
+                        log_warning_errno(r, "Session %u: cannot reply to Exec, killing it: %m", s->id);
+                        session_kill_now(s);
+                        return r;
+                }
         }
 
         r = session_activate(s);
@@ -243,7 +271,7 @@ static int method_signal(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         if (!s)
                 return 1;
-        r = session_signal(s, sig);
+        r = session_signal_from_client(s, sig);
         if (r < 0)
                 return reply_errno(error, r, "Cannot send the signal");
         return sd_bus_reply_method_return(msg, NULL);
@@ -386,11 +414,39 @@ static int method_list_sessions(sd_bus_message *msg, void *userdata, sd_bus_erro
         return sd_bus_send(NULL, reply, NULL);
 }
 
+static int property_get_features(sd_bus *bus, const char *path, const char *interface,
+                                 const char *property, sd_bus_message *reply, void *userdata,
+                                 sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *reason;
+        int r, errnum;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "s", "run");
+        if (r >= 0 && profile_program_landlock(m->profile_program, &reason, &errnum) > 0)
+                r = sd_bus_message_append(reply, "s", "landlock");
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", NULL, offsetof(Manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Features", "as", property_get_features, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_NAMES("Exec", "asa{sv}", SD_BUS_PARAM(argv) SD_BUS_PARAM(options),
                                  "uu", SD_BUS_PARAM(id) SD_BUS_PARAM(pid),
                                  method_exec, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Run", "asa{sv}", SD_BUS_PARAM(argv) SD_BUS_PARAM(options),
+                                 "iiayaya{sv}", SD_BUS_PARAM(code) SD_BUS_PARAM(signal)
+                                 SD_BUS_PARAM(stdout) SD_BUS_PARAM(stderr) SD_BUS_PARAM(info),
+                                 method_run, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RunText", "asa{sv}", SD_BUS_PARAM(argv) SD_BUS_PARAM(options),
+                                 "iissa{sv}", SD_BUS_PARAM(code) SD_BUS_PARAM(signal)
+                                 SD_BUS_PARAM(stdout) SD_BUS_PARAM(stderr) SD_BUS_PARAM(info),
+                                 method_run_text, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Signal", "ui", SD_BUS_PARAM(id) SD_BUS_PARAM(signal),
                                  "", , method_signal, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Resize", "uqq", SD_BUS_PARAM(id) SD_BUS_PARAM(rows) SD_BUS_PARAM(cols),

@@ -64,11 +64,14 @@ int manager_new(Manager **ret) {
         m->sessions_per_uid = hashmap_new(trivial_hash, trivial_equal);
         m->bus_users = hashmap_new(trivial_hash, trivial_equal);
         m->stdin_per_uid = hashmap_new(trivial_hash, trivial_equal);
+        m->run_output_per_uid = hashmap_new(trivial_hash, trivial_equal);
         m->read_buffer = malloc(OUTPUT_CHUNK_MAX);
         if (!m->sessions || !m->bus_clients || !m->p2p_by_bus || !m->sessions_per_uid || !m->stdin_per_uid ||
+            !m->run_output_per_uid ||
             !m->bus_users || !m->read_buffer)
                 return -ENOMEM;
 
+        m->version = PACKAGE_VERSION;
         m->notify = !!getenv("NOTIFY_SOCKET");
 
         /* PTYs belong to the tty group, as login terminals do; the name lookup is done once. */
@@ -115,7 +118,7 @@ Manager *manager_free(Manager *m) {
                 state = 0;
                 if (!hashmap_iterate(m->sessions, &state, &v))
                         break;
-                session_kill_now(v);
+                session_shutdown(v);
         }
         while (m->p2p_clients)
                 client_free(m->p2p_clients);
@@ -143,6 +146,7 @@ Manager *manager_free(Manager *m) {
         hashmap_free(m->sessions_per_uid);
         hashmap_free(m->bus_users);
         hashmap_free(m->stdin_per_uid);
+        hashmap_free(m->run_output_per_uid);
         profile_program_free(m->profile_program);
         polkit_registry_free(m->polkit_registry);
         free(m->read_buffer);

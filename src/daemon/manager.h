@@ -99,6 +99,14 @@ typedef struct Session Session;
 /* ... and all sessions of one owner uid together: without it, 128 sessions of a uid held
  * 128 MiB. */
 #define STDIN_QUEUE_PER_UID_MAX (16 * 1024 * 1024)
+/* What Run may keep of its output until its reply, reserved at the start as twice its
+ * max-output (both streams): per owner uid and in all. With the default 1 MiB, 32 Runs of one uid
+ * at once; with the largest, 16 MiB, two. */
+#define RUN_OUTPUT_PER_UID_MAX (64 * 1024 * 1024)
+#define RUN_OUTPUT_TOTAL_MAX (256 * 1024 * 1024)
+/* A bus message is at most 32 MiB in dbus-daemon (max_message_size), and a larger one would cost
+ * the daemon its bus connection: a Run reply on the bus keeps at most this much output in all. */
+#define RUN_REPLY_BUS_OUTPUT_MAX (31 * 1024 * 1024)
 /* A peer-to-peer connection that has not authenticated by then is dropped. */
 #define P2P_AUTH_TIMEOUT_USEC (5 * 1000000ULL)
 /* Input on a peer-to-peer connection, read by the daemon for sd-bus (p2p-input.c). The text of the
@@ -153,6 +161,8 @@ struct Manager {
         Hashmap *p2p_by_bus;            /* sd_bus -> Client, for peer-to-peer connections */
         Hashmap *sessions_per_uid;      /* owner uid -> count, see uid_count_get() */
         Hashmap *stdin_per_uid;         /* owner uid -> bytes of stdin queued */
+        Hashmap *run_output_per_uid;    /* owner uid -> bytes that its Runs may collect */
+        uint64_t run_output_total;      /* ... all uids */
         Client *p2p_clients;
         unsigned n_p2p_clients;
         Listener *listeners;
@@ -181,6 +191,7 @@ struct Manager {
         bool ping_denied_logged;
         gid_t tty_gid;                  /* group of PTYs, as a login terminal */
         uint8_t *read_buffer;           /* OUTPUT_CHUNK_MAX bytes shared by all sessions */
+        const char *version;            /* the Version property */
 };
 
 int manager_new(Manager **ret);

@@ -123,7 +123,8 @@ static int move_data(int from, int to, size_t size) {
 }
 
 bool output_splice_possible(Session *s) {
-        return s->owner && s->owner->splice_sndbuf > 0 && !s->tty;
+        /* Not where the bytes are counted against max-output, or collected for Run. */
+        return s->owner && s->owner->splice_sndbuf > 0 && !s->tty && !s->run && !s->max_output_set;
 }
 
 size_t output_splice(Session *s, unsigned stream, size_t max) {

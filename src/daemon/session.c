@@ -18,6 +18,7 @@
 #include "env.h"
 #include "log.h"
 #include "pty.h"
+#include "run.h"
 #include "session.h"
 #include "strv.h"
 #include <systemd/sd-journal.h>
@@ -39,6 +40,44 @@ int session_signal(Session *s, int sig) {
         if (kill(-s->pid, sig) < 0 && errno != ESRCH)
                 return -errno;
         return 0;
+}
+
+static const char *const end_reason_table[_END_REASON_MAX] = {
+        [END_REASON_NONE] = "",
+        [END_REASON_EXITED] = "exited",
+        [END_REASON_SIGNALED] = "signaled",
+        [END_REASON_TIMEOUT] = "timeout",
+        [END_REASON_OUTPUT_LIMIT] = "output-limit",
+        [END_REASON_KILLED] = "killed",
+        [END_REASON_OWNER_GONE] = "owner-gone",
+        [END_REASON_SHUTDOWN] = "shutdown",
+};
+
+const char *end_reason_to_string(EndReason r) {
+        return r >= 0 && r < _END_REASON_MAX ? end_reason_table[r] : "";
+}
+
+/* Signals whose default action ends the process. */
+static bool signal_is_fatal(int sig) {
+        switch (sig) {
+        case SIGCHLD:
+        case SIGCONT:
+        case SIGSTOP:
+        case SIGTSTP:
+        case SIGTTIN:
+        case SIGTTOU:
+        case SIGURG:
+        case SIGWINCH:
+                return false;
+        default:
+                return sig > 0;
+        }
+}
+
+int session_signal_from_client(Session *s, int sig) {
+        if (signal_is_fatal(sig) && s->end_cause == END_REASON_NONE)
+                s->end_cause = END_REASON_KILLED;
+        return session_signal(s, sig);
 }
 
 int session_resize(Session *s, unsigned rows, unsigned cols) {
@@ -75,8 +114,8 @@ static void session_log(Session *s, bool start) {
                                  (unsigned) s->owner_uid, s->pid, s->user_name,
                                  cmdline_format(s->argv, cmdline, 1025));
                 else
-                        log_info("Session %u ended: pid %i, code %i, signal %i.", s->id, s->pid,
-                                 s->exit_code, s->exit_signal);
+                        log_info("Session %u ended: pid %i, code %i, signal %i, %s.", s->id, s->pid,
+                                 s->exit_code, s->exit_signal, end_reason_to_string(s->end_reason));
                 return;
         }
 
@@ -85,8 +124,9 @@ static void session_log(Session *s, bool start) {
                 (void) snprintf(msg, sizeof msg, "Session %u started for uid %u: pid %i, user %s, '%.1024s'.",
                                 s->id, (unsigned) s->owner_uid, s->pid, s->user_name, cmdline);
         else
-                (void) snprintf(msg, sizeof msg, "Session %u ended: pid %i, code %i, signal %i.", s->id,
-                                s->pid, s->exit_code, s->exit_signal);
+                (void) snprintf(msg, sizeof msg, "Session %u ended: pid %i, code %i, signal %i, %s.",
+                                s->id, s->pid, s->exit_code, s->exit_signal,
+                                end_reason_to_string(s->end_reason));
         /* The exit fields only at the end: a NULL format ends the list early at the start. */
         (void) sd_journal_send("MESSAGE=%s", msg,
                                "PRIORITY=6",
@@ -99,6 +139,7 @@ static void session_log(Session *s, bool start) {
                                "SANDBOXD_ARGV=%s", cmdline,
                                start ? NULL : "SANDBOXD_EXIT_CODE=%i", s->exit_code,
                                "SANDBOXD_EXIT_SIGNAL=%i", s->exit_signal,
+                               "SANDBOXD_END_REASON=%s", end_reason_to_string(s->end_reason),
                                NULL);
 }
 
@@ -108,6 +149,12 @@ static void session_send_exited(Session *s) {
 
         if (!s->owner)
                 return;
+        if (s->run) {
+                r = run_sink_reply(s);
+                if (r < 0)
+                        log_warning_errno(r, "Session %u: failed to reply to Run: %m", s->id);
+                return;
+        }
         r = sd_bus_message_new_signal(s->owner->bus, &msg, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
                                       "Exited");
         if (r >= 0 && s->owner->name)
@@ -154,6 +201,13 @@ static void session_exited(Session *s) {
                 s->exit_code = -1;
                 s->exit_signal = si.si_status;
         }
+        /* A limit the daemon enforced is the reason whatever the command did about it; a client's
+         * signal or the owner leaving only when the command died of a signal. */
+        if (s->end_cause == END_REASON_TIMEOUT || s->end_cause == END_REASON_OUTPUT_LIMIT ||
+            (s->exit_signal != 0 && s->end_cause != END_REASON_NONE))
+                s->end_reason = s->end_cause;
+        else
+                s->end_reason = s->exit_signal != 0 ? END_REASON_SIGNALED : END_REASON_EXITED;
         session_output_limit_drain(s);
         /* It stays readable: stop watching it, in case Exited has to wait for an Ack. */
         (void) epoll_ctl(s->manager->exit_epoll, EPOLL_CTL_DEL, s->pidfd, NULL);
@@ -181,11 +235,34 @@ int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *user
         return 0;
 }
 
-/* timeout-usec ran out, or the grace after an orphan's SIGHUP did. */
+/* The grace after an orphan's SIGHUP ran out. */
 static int session_kill_event(sd_event_source *es, uint64_t usec, void *userdata) {
         Session *s = userdata;
 
         log_debug("Session %u: time is up, killing it.", s->id);
+        (void) session_signal(s, SIGKILL);
+        return 0;
+}
+
+/* timeout-usec ran out: SIGKILL, or SIGTERM first and SIGKILL after timeout-grace-usec. */
+static int session_timeout_event(sd_event_source *es, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+        int r;
+
+        s->end_cause = END_REASON_TIMEOUT;
+        if (s->timeout_grace_usec > 0 && !s->timeout_termed) {
+                log_debug("Session %u: time is up, terminating it.", s->id);
+                s->timeout_termed = true;
+                (void) session_signal(s, SIGTERM);
+                (void) session_signal(s, SIGCONT);
+                r = sd_event_source_set_time_relative(es, s->timeout_grace_usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+                if (r >= 0)
+                        return 0;
+                log_warning_errno(r, "Session %u: cannot arm the grace timer, killing now: %m", s->id);
+        } else
+                log_debug("Session %u: time is up, killing it.", s->id);
         (void) session_signal(s, SIGKILL);
         return 0;
 }
@@ -197,6 +274,8 @@ void session_orphan(Session *s) {
                 return;
         LIST_REMOVE(by_owner, s->owner->sessions, s);
         s->owner = NULL;
+        if (s->end_cause == END_REASON_NONE)
+                s->end_cause = END_REASON_OWNER_GONE;
 
         /* Nobody reads the output any more: keep draining it so the command is not blocked
          * by a full pipe while it handles SIGHUP. */
@@ -219,6 +298,16 @@ void session_orphan(Session *s) {
                 log_warning_errno(r, "Session %u: cannot arm the kill timer, killing now: %m", s->id);
                 (void) session_signal(s, SIGKILL);
         }
+}
+
+void session_shutdown(Session *s) {
+        if (!s->leader_exited) {
+                s->end_cause = s->end_reason = END_REASON_SHUTDOWN;
+                s->exit_code = -1;
+                s->exit_signal = SIGKILL;
+                session_log(s, false);
+        }
+        session_kill_now(s);
 }
 
 void session_kill_now(Session *s) {
@@ -267,6 +356,8 @@ Session *session_free(Session *s) {
         }
         strv_free(s->argv);
         free(s->user_name);
+        free(s->tag);
+        run_sink_free(s->manager, s->owner_uid, s->run);
 
         manager_check_idle(s->manager);
         free(s);
@@ -368,6 +459,11 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
         s->user_name = strdup(u->name);
         if (!s->user_name)
                 return -ENOMEM;
+        s->tag = TAKE_PTR(req->tag);
+        s->max_output = req->max_output;
+        s->max_output_set = req->max_output_set;
+        s->on_output_limit = req->on_output_limit;
+        s->timeout_grace_usec = req->timeout_grace_usec;
 
         r = env_build(req->env, u, req->tty, &envp);
         if (r < 0)
@@ -453,9 +549,18 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
 
         if (req->timeout_usec > 0) {
                 r = sd_event_add_time_relative(m->event, &s->timeout_source, CLOCK_MONOTONIC,
-                                               req->timeout_usec, 1000, session_kill_event, s);
+                                               req->timeout_usec, 1000, session_timeout_event, s);
                 if (r == -EOVERFLOW)
                         r = 0; /* so far in the future that it is never */
+                if (r < 0)
+                        return r;
+        }
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &s->start_usec);
+
+        if (req->stdin_data_set) {
+                r = session_write_stdin(s, req->stdin_data, req->stdin_data_size, error);
+                if (r >= 0)
+                        r = session_close_stdin(s);
                 if (r < 0)
                         return r;
         }

@@ -22,6 +22,22 @@ typedef struct OutputStream {
         uint64_t drain_left;
 } OutputStream;
 
+/* How a session ended (api.md, "End reasons"). */
+typedef enum EndReason {
+        END_REASON_NONE,                /* still running */
+        END_REASON_EXITED,
+        END_REASON_SIGNALED,
+        END_REASON_TIMEOUT,
+        END_REASON_OUTPUT_LIMIT,
+        END_REASON_KILLED,
+        END_REASON_OWNER_GONE,
+        END_REASON_SHUTDOWN,
+        _END_REASON_MAX,
+} EndReason;
+
+const char *end_reason_to_string(EndReason r);
+
+typedef struct RunSink RunSink;
 typedef struct StdinChunk StdinChunk;
 struct StdinChunk {
         StdinChunk *next;
@@ -61,6 +77,18 @@ struct Session {
         bool leader_exited;             /* draining what it wrote before sending Exited */
         int exit_code, exit_signal;
 
+        char *tag;                      /* the 'tag' option, or NULL */
+        uint64_t start_usec;            /* CLOCK_MONOTONIC */
+        uint64_t out_bytes[2];          /* what each stream wrote, whether relayed or not */
+        uint64_t max_output;            /* per stream, with max_output_set */
+        bool max_output_set;
+        OutputLimitAction on_output_limit;
+        uint64_t timeout_grace_usec;
+        bool timeout_termed;            /* SIGTERM sent at the timeout, SIGKILL after the grace */
+        EndReason end_cause;            /* what the daemon or a client did to end it, if anything */
+        EndReason end_reason;           /* set once it ended */
+        RunSink *run;                   /* Run and RunText: collects output for the reply */
+
         LIST_FIELDS(Session, by_owner);
         LIST_FIELDS(Session, paused);
 };
@@ -74,6 +102,8 @@ Session *session_free(Session *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Session *, session_free);
 
 int session_signal(Session *s, int sig);
+/* A client sent sig: a fatal one makes the end reason 'killed' if the command dies of a signal. */
+int session_signal_from_client(Session *s, int sig);
 int session_resize(Session *s, unsigned rows, unsigned cols);
 int session_write_stdin(Session *s, const void *data, size_t size, sd_bus_error *error);
 int session_close_stdin(Session *s);
@@ -83,8 +113,10 @@ void session_ack(Session *s, uint64_t bytes);
 void session_finish(Session *s);
 /* The owner went away: SIGHUP now, SIGKILL after a grace period, output discarded. */
 void session_orphan(Session *s);
-/* Kills and reaps without waiting, for daemon shutdown. */
+/* Kills and reaps without waiting (a session that could not be set up). */
 void session_kill_now(Session *s);
+/* The same at daemon shutdown, logged with end reason 'shutdown'; nobody is told. */
+void session_shutdown(Session *s);
 
 /* Output relay (io.c). */
 int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);

@@ -33,10 +33,11 @@ static struct stat pool_st[N_POOL_FDS];
 
 static const char *const option_names[] = {
         "cwd", "env", "user", "tty", "rows", "cols", "rlimits", "profile", "timeout-usec",
-        "output-window", "stdin", "stdout", "stderr",
+        "output-window", "stdin", "stdout", "stderr", "tag", "stdin-data", "max-output",
+        "on-output-limit", "timeout-grace-usec",
 };
 static const char *const option_signatures[] = {
-        "s", "as", "s", "b", "q", "q", "a(stt)", "s", "t", "t", "h", "h", "h",
+        "s", "as", "s", "b", "q", "q", "a(stt)", "s", "t", "t", "h", "h", "h", "s", "ay", "t", "s", "t",
 };
 static const char *const rlimit_names[] = {
         "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile", "memlock", "as", "locks",
@@ -48,7 +49,7 @@ static const char *const words[] = {
         "root:root", "nobody:nogroup", "65535", "4294967295", "a:", ":b", "a:b:c", "$", "-",
         "A=B", "=B", "A=", "PATH=/x", "LD_PRELOAD=/x.so", "TERM=dumb", "x", "sh", "/bin/true",
         "CWD", "tty ", " env", "rlimit", "timeout", "output_window", "stdin\t", "user\n",
-        "\xc3\xa9", "%s%n", "infinity", "NOFILE",
+        "\xc3\xa9", "%s%n", "infinity", "NOFILE", "kill", "truncate", "Kill", "max_output",
 };
 
 typedef struct Model {
@@ -66,6 +67,8 @@ typedef struct Model {
         int profile;
         int fd_index[3];
         uint64_t soft[16], hard[16];
+        bool output_window_set, stdin_data_set, max_output_set, truncate;
+        uint64_t max_output, timeout_grace_usec;
 } Model;
 
 static void invalid(Model *mo, const char *field) {
@@ -360,6 +363,50 @@ static void model_option(Model *mo, const char *key, const char *s, uint64_t u, 
                 mo->fd_index[2] = (int) u;
         else if (streq(key, "env"))
                 mo->envc = count;
+        else if (streq(key, "tag")) {
+                if (strlen(s) > EXEC_TAG_MAX)
+                        invalid(mo, key);
+        } else if (streq(key, "stdin-data")) {
+                if (count > EXEC_STDIN_DATA_MAX)
+                        invalid(mo, key);
+                mo->stdin_data_set = true;
+        } else if (streq(key, "max-output")) {
+                mo->max_output = u;
+                mo->max_output_set = true;
+        } else if (streq(key, "on-output-limit")) {
+                if (streq(s, "kill"))
+                        mo->truncate = false;
+                else if (streq(s, "truncate"))
+                        mo->truncate = true;
+                else
+                        invalid(mo, key);
+        } else if (streq(key, "timeout-grace-usec"))
+                mo->timeout_grace_usec = u;
+        if (streq(key, "output-window"))
+                mo->output_window_set = true;
+}
+
+/* The rules between options and those of the method, checked once all options are read:
+ * the field the parser must name, or "" when the request is valid. */
+static const char *model_expect(const Model *mo, ExecKind kind) {
+        if (mo->field[0])
+                return mo->field;
+        if (mo->stdin_data_set && mo->fd_index[0] >= 0)
+                return "stdin-data";
+        if (mo->timeout_grace_usec > 0 && mo->timeout_usec == 0)
+                return "timeout-grace-usec";
+        if (kind == EXEC_KIND_EXEC) {
+                if (mo->max_output_set && mo->max_output == 0)
+                        return "max-output";
+                if (mo->truncate)
+                        return "on-output-limit";
+                return "";
+        }
+        if (mo->output_window_set)
+                return "output-window";
+        if (mo->max_output_set && mo->max_output > RUN_OUTPUT_MAX)
+                return "max-output";
+        return "";
 }
 
 static int append_value(sd_bus_message *m, FuzzCursor *c, Model *mo, char *buf, size_t size,
@@ -431,7 +478,10 @@ static int append_value(sd_bus_message *m, FuzzCursor *c, Model *mo, char *buf, 
                 const uint8_t *raw;
                 size_t n = fuzz_bytes(c, fuzz_u8(c), &raw);
 
-                return sd_bus_message_append_array(m, 'y', raw, n);
+                r = sd_bus_message_append_array(m, 'y', raw, n);
+                if (r >= 0 && key)
+                        model_option(mo, key, NULL, 0, n);
+                return r;
         }
         if (streq(type, "aas"))
                 return sd_bus_message_append(m, "aas", 1, 2, "a", "b");
@@ -464,9 +514,9 @@ static int append_option(sd_bus_message *m, FuzzCursor *c, Model *mo, char *buf,
         int known = -1, r;
         char keybuf[1100];
 
-        if (kb % 16 < ELEMENTSOF(option_names))
-                key = option_names[kb % 16];
-        else if (kb % 16 == 15)
+        if (kb % 24 < ELEMENTSOF(option_names))
+                key = option_names[kb % 24];
+        else if (kb % 24 == 23)
                 key = words[fuzz_u8(c) % ELEMENTSOF(words)];
         else {
                 key = make_string(c, mo, buf, size);
@@ -516,24 +566,27 @@ static bool same_file(int fd, int pool_index) {
                 st.st_ino == pool_st[pool_index].st_ino;
 }
 
-static void check_result(const Model *mo, int r, const ExecRequest *req, const sd_bus_error *error) {
+static void check_result(const Model *mo, ExecKind kind, int r, const ExecRequest *req,
+                         const sd_bus_error *error) {
+        const char *field = model_expect(mo, kind);
         static int verbose = -1;
 
         /* FUZZ_VERBOSE=1 says what each input came to, to check what a hand-made seed does. */
         if (verbose < 0)
                 verbose = !!getenv("FUZZ_VERBOSE");
         if (verbose)
-                fprintf(stderr, "model: %s; parser: r=%i %s: %s\n", mo->field[0] ? mo->field : "valid", r,
+                fprintf(stderr, "model (kind %i): %s; parser: r=%i %s: %s\n", (int) kind,
+                        field[0] ? field : "valid", r,
                         strempty(error->name), strempty(error->message));
-        if (mo->field[0]) {
+        if (field[0]) {
                 /* Invalid: InvalidArgs naming the first bad field, and -EINVAL. */
                 if (r >= 0 || !sd_bus_error_has_name(error, SD_BUS_ERROR_INVALID_ARGS) ||
-                    !strstr(error->message, mo->field))
-                        fprintf(stderr, "expected InvalidArgs naming %s, got r=%i %s: %s\n", mo->field, r,
+                    !strstr(error->message, field))
+                        fprintf(stderr, "expected InvalidArgs naming %s, got r=%i %s: %s\n", field, r,
                                 strempty(error->name), strempty(error->message));
                 FUZZ_ASSERT(r == -EINVAL);
                 FUZZ_ASSERT(sd_bus_error_has_name(error, SD_BUS_ERROR_INVALID_ARGS));
-                FUZZ_ASSERT(strstr(error->message, mo->field));
+                FUZZ_ASSERT(strstr(error->message, field));
                 return;
         }
 
@@ -566,6 +619,15 @@ static void check_result(const Model *mo, int r, const ExecRequest *req, const s
         for (int i = 0; i < 3; i++)
                 FUZZ_ASSERT(mo->fd_index[i] < 0 ? req->fds[i] == -EBADF
                                                 : same_file(req->fds[i], mo->fd_index[i]));
+        FUZZ_ASSERT(req->stdin_data_set == mo->stdin_data_set);
+        FUZZ_ASSERT(req->timeout_grace_usec == mo->timeout_grace_usec);
+        if (kind == EXEC_KIND_EXEC)
+                FUZZ_ASSERT(req->max_output_set == mo->max_output_set &&
+                            (!mo->max_output_set || req->max_output == mo->max_output));
+        else
+                FUZZ_ASSERT(req->max_output_set &&
+                            req->max_output == (mo->max_output_set ? mo->max_output : RUN_OUTPUT_DEFAULT) &&
+                            req->max_output <= RUN_OUTPUT_MAX);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -605,10 +667,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return -1;
         }
 
-        exec_request_init(&req);
-        r = exec_request_parse(m, &req, &error);
-        check_result(&mo, r, &req, &error);
-        exec_request_done(&req);
+        /* The same message read as Exec, then as Run: the same options, the rules of each. */
+        for (ExecKind kind = EXEC_KIND_EXEC; kind <= EXEC_KIND_RUN; kind++) {
+                sd_bus_error_free(&error);
+                FUZZ_ASSERT(sd_bus_message_rewind(m, true) >= 0);
+                exec_request_init(&req);
+                req.kind = kind;
+                r = exec_request_parse(m, &req, &error);
+                check_result(&mo, kind, r, &req, &error);
+                exec_request_done(&req);
+        }
         sd_bus_message_unref(m);
         free(mo.cwd);
 

@@ -41,6 +41,11 @@ OPTION_TYPES = {
     'stdin': 'h',
     'stdout': 'h',
     'stderr': 'h',
+    'tag': 's',
+    'stdin-data': 'ay',
+    'max-output': 't',
+    'on-output-limit': 's',
+    'timeout-grace-usec': 't',
 }
 
 RLIM_INFINITY = 18446744073709551615
@@ -344,6 +349,18 @@ class SandboxClient:
     def exec_raw(self, argv, options_variants, timeout=10.0):
         """Exec with options already encoded as {key: (sig, value)}."""
         return self._call('Exec', 'asa{sv}', (list(argv), options_variants), timeout=timeout)
+
+    def run_call(self, argv, options=None, text=False, timeout=10.0):
+        """Run or RunText: (code, signal, stdout, stderr, info as a plain dict)."""
+        code, sig, out, err, info = self._call('RunText' if text else 'Run', 'asa{sv}',
+                                               (list(argv), encode_options(options)), timeout=timeout)
+        if not text:
+            out, err = bytes(out), bytes(err)
+        return code, sig, out, err, {k: v[1] for k, v in info.items()}
+
+    def get_property(self, name, interface=INTERFACE, path=OBJECT_PATH):
+        return self.conn.call(path, 'org.freedesktop.DBus.Properties', 'Get', 'ss', (interface, name),
+                              destination=BUS_NAME)[0][1]
 
     def signal(self, sid, signo):
         return self._call('Signal', 'ui', (sid, signo))

@@ -27,6 +27,7 @@ def test_introspection_matches_file(p2p_harness):
     # Every method and signal of the contract is there, with its signature.
     sig = {m.get('name'): ''.join(a.get('type') for a in m.findall('arg'))
            for m in live if m.tag in ('method', 'signal')}
-    assert sig == {'Exec': 'asa{sv}uu', 'Signal': 'ui', 'Resize': 'uqq', 'WriteStdin': 'uay',
+    assert sig == {'Exec': 'asa{sv}uu', 'Run': 'asa{sv}iiayaya{sv}', 'RunText': 'asa{sv}iissa{sv}',
+                   'Signal': 'ui', 'Resize': 'uqq', 'WriteStdin': 'uay',
                    'CloseStdin': 'u', 'Ack': 'ut', 'ListSessions': 'a(uusas)',
                    'Output': 'uuay', 'Exited': 'uii'}
