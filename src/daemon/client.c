@@ -30,6 +30,8 @@ Client *client_free(Client *c) {
 
         LIST_FOREACH_SAFE(by_owner, s, n, c->sessions)
                 session_orphan(s);
+        while (c->waiters)
+                waiter_free(c->waiters);
 
         if (c->p2p) {
                 LIST_REMOVE(clients, c->manager->p2p_clients, c);

@@ -45,8 +45,13 @@ struct Client {
         uint64_t exec_queued_bytes;
         Client *exec_turn_next, *exec_turn_prev; /* in line while it has Execs waiting */
         bool exec_in_turn;
+        Waiter *waiters;                /* its pending Wait() calls */
+        unsigned n_waiters;
         LIST_FIELDS(Client, clients);
 };
+
+/* Pending Wait() calls per connection. */
+#define CLIENT_WAITERS_MAX 64
 
 /* Takes 'input' (freed on failure too); socket_fd is the bus's output fd. */
 int client_new_p2p(Manager *m, sd_bus *bus, uid_t uid, int socket_fd, P2PInput *input, Client **ret);

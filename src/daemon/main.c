@@ -32,6 +32,7 @@ static void help(void) {
                "                                  (unix:path=PATH or unix:abstract=NAME)\n"
                "     --no-bus                     Do not take the name on the system bus\n"
                "     --idle-timeout=SECONDS       Exit when idle this long (default 30, 0 = never)\n"
+               "     --retain-sec=SECONDS         Keep ended sessions' records this long (default 60)\n"
                "     --max-sessions=N             Sessions at once (default %u)\n"
                "     --max-sessions-per-user=N    Sessions at once per caller uid (default %u)\n"
                "     --max-connections=N          Peer-to-peer connections at once of uids other\n"
@@ -71,6 +72,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 ARG_DEFAULT_USER,
                 ARG_MAX_CONNECTIONS_PER_USER,
                 ARG_VSOCK_ALLOW_CID,
+                ARG_RETAIN_SEC,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -85,6 +87,7 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                 { "default-user", required_argument, NULL, ARG_DEFAULT_USER },
                 { "max-connections-per-user", required_argument, NULL, ARG_MAX_CONNECTIONS_PER_USER },
                 { "vsock-allow-cid", required_argument, NULL, ARG_VSOCK_ALLOW_CID },
+                { "retain-sec", required_argument, NULL, ARG_RETAIN_SEC },
                 {}
         };
         static const char *const levels[] = {
@@ -119,6 +122,12 @@ static int parse_argv(Manager *m, int argc, char *argv[]) {
                         if (r < 0)
                                 return r;
                         m->idle_timeout_usec = v * 1000000;
+                        break;
+                case ARG_RETAIN_SEC:
+                        r = parse_unsigned_arg("--retain-sec", optarg, UINT64_MAX / 1000000, &v);
+                        if (r < 0)
+                                return r;
+                        m->retain_usec = v * 1000000;
                         break;
                 case ARG_MAX_SESSIONS:
                         r = parse_unsigned_arg("--max-sessions", optarg, 1000000, &v);

@@ -40,14 +40,6 @@ static void log_denial(const Client *c, const char *action, const char *what) {
                 log_notice("Denied %s to uid %u (%s).", what, (unsigned) c->uid, c->name ?: "peer-to-peer");
 }
 
-/* Who may see and control a session without asking (api.md, "Authorization"): root, the owner
- * connection, and other connections of the owner's uid only while the session runs as that uid
- * with its own groups. A session that needed exec-as-user is not theirs to drive: a second
- * process of the same user, denied everything, must not write to the stdin of a root shell. */
-static bool client_owns_session(const Client *c, const Session *s) {
-        return c->uid == 0 || s->owner == c || (c->uid == s->owner_uid && s->as_creator);
-}
-
 /* Looks up a session the caller may act on: client_owns_session(); on the bus, others
  * with polkit's "manage". Returns 0 with *ret set, 0 with *ret NULL when polkit is being asked
  * (the handler returns 1 and is called again), or a negative errno with error set. */
@@ -414,6 +406,30 @@ static int method_list_sessions(sd_bus_message *msg, void *userdata, sd_bus_erro
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* The object of a session the caller may see, running or ended (session-dbus.c). */
+static int method_get_session(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *path = NULL;
+        Manager *m = userdata;
+        uint32_t id;
+        Session *s;
+        Client *c;
+        int r;
+
+        r = sd_bus_message_read(msg, "u", &id);
+        if (r < 0)
+                return r;
+        r = client_from_message(m, msg, &c);
+        if (r < 0)
+                return reply_errno(error, r, "Cannot identify the caller");
+        s = manager_find_session(m, id, true);
+        if (!s || !client_owns_session(c, s))
+                return sd_bus_error_setf(error, SANDBOX_ERROR_NO_SUCH_SESSION, "No session %u.", id);
+        r = session_object_path(id, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
 static int property_get_features(sd_bus *bus, const char *path, const char *interface,
                                  const char *property, sd_bus_message *reply, void *userdata,
                                  sd_bus_error *error) {
@@ -424,7 +440,7 @@ static int property_get_features(sd_bus *bus, const char *path, const char *inte
         r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(reply, "s", "run");
+        r = sd_bus_message_append(reply, "ss", "run", "session-objects");
         if (r >= 0 && profile_program_landlock(m->profile_program, &reason, &errnum) > 0)
                 r = sd_bus_message_append(reply, "s", "landlock");
         if (r < 0)
@@ -457,6 +473,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                  "", , method_close_stdin, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Ack", "ut", SD_BUS_PARAM(id) SD_BUS_PARAM(bytes),
                                  "", , method_ack, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetSession", "u", SD_BUS_PARAM(id), "o", SD_BUS_PARAM(path),
+                                 method_get_session, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("ListSessions", "", , "a(uusas)", SD_BUS_PARAM(sessions),
                                  method_list_sessions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES("Output", "uuay", SD_BUS_PARAM(id) SD_BUS_PARAM(stream) SD_BUS_PARAM(data), 0),
@@ -465,6 +483,11 @@ static const sd_bus_vtable manager_vtable[] = {
 };
 
 int manager_add_object(Manager *m, sd_bus *bus, sd_bus_slot **ret_slot) {
-        return sd_bus_add_object_vtable(bus, ret_slot, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
-                                        manager_vtable, m);
+        int r;
+
+        r = sd_bus_add_object_vtable(bus, ret_slot, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
+                                     manager_vtable, m);
+        if (r < 0)
+                return r;
+        return session_add_objects(m, bus);
 }

@@ -65,9 +65,12 @@ int manager_new(Manager **ret) {
         m->bus_users = hashmap_new(trivial_hash, trivial_equal);
         m->stdin_per_uid = hashmap_new(trivial_hash, trivial_equal);
         m->run_output_per_uid = hashmap_new(trivial_hash, trivial_equal);
+        m->ended = hashmap_new(trivial_hash, trivial_equal);
+        m->ended_per_uid = hashmap_new(trivial_hash, trivial_equal);
+        m->retain_usec = DEFAULT_RETAIN_USEC;
         m->read_buffer = malloc(OUTPUT_CHUNK_MAX);
         if (!m->sessions || !m->bus_clients || !m->p2p_by_bus || !m->sessions_per_uid || !m->stdin_per_uid ||
-            !m->run_output_per_uid ||
+            !m->run_output_per_uid || !m->ended || !m->ended_per_uid ||
             !m->bus_users || !m->read_buffer)
                 return -ENOMEM;
 
@@ -120,6 +123,8 @@ Manager *manager_free(Manager *m) {
                         break;
                 session_shutdown(v);
         }
+        while (m->ended_first)
+                session_free(m->ended_first);
         while (m->p2p_clients)
                 client_free(m->p2p_clients);
         for (;;) {
@@ -147,6 +152,8 @@ Manager *manager_free(Manager *m) {
         hashmap_free(m->bus_users);
         hashmap_free(m->stdin_per_uid);
         hashmap_free(m->run_output_per_uid);
+        hashmap_free(m->ended);
+        hashmap_free(m->ended_per_uid);
         profile_program_free(m->profile_program);
         polkit_registry_free(m->polkit_registry);
         free(m->read_buffer);
@@ -183,6 +190,7 @@ void manager_count_session(Manager *m, uid_t uid, int delta) {
 }
 
 static bool manager_is_idle(Manager *m) {
+        /* Ended records do not keep the daemon: they are kept while it runs. */
         return hashmap_size(m->sessions) == 0 && m->n_p2p_clients == 0;
 }
 

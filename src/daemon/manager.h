@@ -19,6 +19,7 @@ typedef struct Listener Listener;
 typedef struct Manager Manager;
 typedef struct P2PInput P2PInput;
 typedef struct Session Session;
+typedef struct Waiter Waiter;
 
 #define SANDBOX_OBJECT_PATH "/org/example/Sandbox1"
 #define SANDBOX_INTERFACE "org.example.Sandbox1"
@@ -29,6 +30,7 @@ typedef struct Session Session;
 #define DEFAULT_MAX_SESSIONS_PER_USER 128
 #define DEFAULT_MAX_CONNECTIONS 256
 #define DEFAULT_IDLE_TIMEOUT_USEC (30 * 1000000ULL)
+#define DEFAULT_RETAIN_USEC (60 * 1000000ULL)
 
 /* Output is read in chunks of up to this size, one Output signal each peer-to-peer (on a bus,
  * several: OUTPUT_BUS_MESSAGE_MAX). A pipe that fills its default 64 KiB is grown to this size,
@@ -156,7 +158,11 @@ struct Manager {
         uint64_t exec_queued_bytes;
         sd_event_source *exec_source;   /* starts the next one */
 
-        Hashmap *sessions;              /* id -> Session */
+        Hashmap *sessions;              /* id -> Session, running */
+        Hashmap *ended;                 /* id -> Session, ended records */
+        Session *ended_first, *ended_last; /* ... oldest first */
+        Hashmap *ended_per_uid;         /* owner uid -> ended records */
+        uint64_t retain_usec;           /* --retain-sec= */
         Hashmap *bus_clients;           /* unique name -> Client */
         Hashmap *p2p_by_bus;            /* sd_bus -> Client, for peer-to-peer connections */
         Hashmap *sessions_per_uid;      /* owner uid -> count, see uid_count_get() */

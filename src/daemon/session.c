@@ -28,7 +28,8 @@ static uint32_t manager_next_id(Manager *m) {
          * short. */
         do
                 m->last_id++;
-        while (m->last_id == 0 || hashmap_get(m->sessions, UINT_TO_PTR(m->last_id)));
+        while (m->last_id == 0 || hashmap_get(m->sessions, UINT_TO_PTR(m->last_id)) ||
+               hashmap_get(m->ended, UINT_TO_PTR(m->last_id)));
         return m->last_id;
 }
 
@@ -167,17 +168,86 @@ static void session_send_exited(Session *s) {
                 log_warning_errno(r, "Session %u: failed to send Exited: %m", s->id);
 }
 
-/* Once the command's own process has exited and what it wrote is relayed: Exited, then free.
+static void session_release(Session *s);
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+Session *manager_find_session(Manager *m, uint32_t id, bool with_ended) {
+        Session *s = hashmap_get(m->sessions, UINT_TO_PTR(id));
+
+        if (!s && with_ended)
+                s = hashmap_get(m->ended, UINT_TO_PTR(id));
+        return s;
+}
+
+static int session_retain_event(sd_event_source *es, uint64_t usec, void *userdata) {
+        session_free(userdata);
+        return 0;
+}
+
+/* The oldest ended record of uid, or of anyone with UID_INVALID. */
+static Session *ended_oldest(Manager *m, uid_t uid) {
+        for (Session *s = m->ended_last; s; s = s->ended_list_prev)
+                if (uid == (uid_t) -1 || s->owner_uid == uid)
+                        return s;
+        return NULL;
+}
+
+/* Its process is reaped and its fds are closed: the session becomes a record of how it ended,
+ * which Wait(), the properties and GetSession() still see for --retain-sec=. */
+static void session_retire(Session *s) {
+        static const char *const changed[] = { "State", "EndReason", "ExitCode", "ExitSignal",
+                                                "EndTimestamp", NULL };
+        Manager *m = s->manager;
+        Session *old;
+        int r;
+
+        session_release(s);
+        s->end_realtime = now_realtime();
+        s->ended = true;
+        session_send_changed(s, changed);
+        session_answer_waiters(s);
+        if (m->retain_usec == 0 || hashmap_put(m->ended, UINT_TO_PTR(s->id), s) < 0) {
+                s->ended = false;
+                session_free(s);
+                return;
+        }
+        LIST_PREPEND(ended_list, m->ended_first, s);
+        if (!m->ended_last)
+                m->ended_last = s;
+        uid_count_add(m->ended_per_uid, s->owner_uid, +1);
+
+        r = sd_event_add_time_relative(m->event, &s->retain_source, CLOCK_MONOTONIC, m->retain_usec,
+                                       100 * 1000, session_retain_event, s);
+        if (r == -EOVERFLOW)
+                r = 0; /* kept for as long as the bounds allow */
+        if (r < 0) {
+                session_free(s);
+                return;
+        }
+        if (uid_count_get(m->ended_per_uid, s->owner_uid) > SESSION_ENDED_PER_UID_MAX &&
+            (old = ended_oldest(m, s->owner_uid)))
+                session_free(old);
+        if (hashmap_size(m->ended) > SESSION_ENDED_MAX && (old = ended_oldest(m, (uid_t) -1)))
+                session_free(old);
+}
+
+/* Once the command's own process has exited and what it wrote is relayed: Exited, then retire.
  * Exited goes first: the caller usually wakes on the other CPU, while we log, reap and close. */
 void session_finish(Session *s) {
-        if (!s->leader_exited)
+        if (!s->leader_exited || s->released)
                 return;
         if (!session_output_drain(s))
                 return; /* the output window is full: Ack resumes this */
 
         session_send_exited(s);
         session_log(s, false);
-        session_free(s);
+        session_retire(s);
 }
 
 /* The command's own process has exited: record how, and finish once its output is relayed. */
@@ -274,6 +344,8 @@ void session_orphan(Session *s) {
                 return;
         LIST_REMOVE(by_owner, s->owner->sessions, s);
         s->owner = NULL;
+        if (s->ended)
+                return; /* a record: nothing runs */
         if (s->end_cause == END_REASON_NONE)
                 s->end_cause = END_REASON_OWNER_GONE;
 
@@ -307,7 +379,39 @@ void session_shutdown(Session *s) {
                 s->exit_signal = SIGKILL;
                 session_log(s, false);
         }
-        session_kill_now(s);
+        (void) session_signal(s, SIGKILL);
+        session_release(s);
+        s->end_realtime = now_realtime();
+        session_answer_waiters(s);
+        session_free(s);
+}
+
+static int session_terminate_event(sd_event_source *es, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+
+        log_debug("Session %u: the grace of Terminate() is over, killing it.", s->id);
+        (void) session_signal(s, SIGKILL);
+        return 0;
+}
+
+int session_terminate(Session *s, uint64_t grace_usec) {
+        int r;
+
+        if (s->end_cause == END_REASON_NONE)
+                s->end_cause = END_REASON_KILLED;
+        if (grace_usec == 0)
+                return session_signal(s, SIGKILL);
+        r = session_signal(s, SIGTERM);
+        if (r < 0)
+                return r;
+        (void) session_signal(s, SIGCONT);
+        if (s->terminate_source)
+                return 0; /* the first grace holds */
+        r = sd_event_add_time_relative(s->manager->event, &s->terminate_source, CLOCK_MONOTONIC,
+                                       grace_usec, 1000, session_terminate_event, s);
+        if (r == -EOVERFLOW)
+                return 0;
+        return r;
 }
 
 void session_kill_now(Session *s) {
@@ -315,18 +419,22 @@ void session_kill_now(Session *s) {
         session_free(s);
 }
 
-Session *session_free(Session *s) {
-        if (!s)
-                return NULL;
+/* Everything a running session holds: its place among the running, its process, its fds and
+ * event sources, what it counts against the limits. */
+static void session_release(Session *s) {
+        Manager *m = s->manager;
 
+        if (s->released)
+                return;
+        s->released = true;
         if (s->id != 0)
-                hashmap_remove(s->manager->sessions, UINT_TO_PTR(s->id));
-        if (s->owner)
-                LIST_REMOVE(by_owner, s->owner->sessions, s);
-        if (s->paused)
-                LIST_REMOVE(paused, s->manager->paused, s);
+                hashmap_remove(m->sessions, UINT_TO_PTR(s->id));
+        if (s->paused) {
+                LIST_REMOVE(paused, m->paused, s);
+                s->paused = false;
+        }
         if (s->pid > 0) {
-                manager_count_session(s->manager, s->owner_uid, -1);
+                manager_count_session(m, s->owner_uid, -1);
                 /* Reaps the leader. Normally it has exited already; otherwise this is shutdown
                  * or a failed setup, and it was just sent SIGKILL. */
                 if (!s->leader_exited)
@@ -334,32 +442,59 @@ Session *session_free(Session *s) {
                 (void) waitid(P_PIDFD, (id_t) s->pidfd, &(siginfo_t) {}, WEXITED);
         }
 
-        sd_event_source_disable_unref(s->timeout_source);
-        sd_event_source_disable_unref(s->kill_source);
-        sd_event_source_disable_unref(s->stdin_source);
-        sd_event_source_disable_unref(s->rest_source);
+        s->timeout_source = sd_event_source_disable_unref(s->timeout_source);
+        s->kill_source = sd_event_source_disable_unref(s->kill_source);
+        s->terminate_source = sd_event_source_disable_unref(s->terminate_source);
+        s->stdin_source = sd_event_source_disable_unref(s->stdin_source);
+        s->rest_source = sd_event_source_disable_unref(s->rest_source);
         for (int i = 0; i < 2; i++) {
-                sd_event_source_disable_unref(s->out[i].source);
+                s->out[i].source = sd_event_source_disable_unref(s->out[i].source);
                 if (s->out[i].fd != s->master)
                         safe_close(s->out[i].fd);
-                safe_close(s->out[i].writer);
+                s->out[i].fd = -EBADF;
+                s->out[i].eof = true;
+                s->out[i].writer = safe_close(s->out[i].writer);
         }
-        safe_close(s->master);
-        safe_close(s->stdin_fd);
-        safe_close(s->pidfd);
-        uid_count_add(s->manager->stdin_per_uid, s->owner_uid, -(int64_t) s->stdin_queued);
+        s->master = safe_close(s->master);
+        s->stdin_fd = safe_close(s->stdin_fd);
+        s->pidfd = safe_close(s->pidfd);
+        uid_count_add(m->stdin_per_uid, s->owner_uid, -(int64_t) s->stdin_queued);
+        s->stdin_queued = 0;
         while (s->stdin_head) {
                 StdinChunk *c = s->stdin_head;
 
                 s->stdin_head = c->next;
                 free(c);
         }
+        s->stdin_tail = NULL;
+        s->run = run_sink_free(m, s->owner_uid, s->run);
+}
+
+Session *session_free(Session *s) {
+        Manager *m;
+
+        if (!s)
+                return NULL;
+        m = s->manager;
+        session_release(s);
+        if (s->owner)
+                LIST_REMOVE(by_owner, s->owner->sessions, s);
+        while (s->waiters)
+                waiter_free(s->waiters);
+        if (s->ended) {
+                hashmap_remove(m->ended, UINT_TO_PTR(s->id));
+                if (m->ended_last == s)
+                        m->ended_last = s->ended_list_prev;
+                LIST_REMOVE(ended_list, m->ended_first, s);
+                uid_count_add(m->ended_per_uid, s->owner_uid, -1);
+        }
+        sd_event_source_disable_unref(s->retain_source);
         strv_free(s->argv);
         free(s->user_name);
         free(s->tag);
-        run_sink_free(s->manager, s->owner_uid, s->run);
+        free(s->cwd);
 
-        manager_check_idle(s->manager);
+        manager_check_idle(m);
         free(s);
         return NULL;
 }
@@ -460,6 +595,12 @@ int session_start(Manager *m, Client *owner, ExecRequest *req, const UserInfo *u
         if (!s->user_name)
                 return -ENOMEM;
         s->tag = TAKE_PTR(req->tag);
+        s->gid = u->gid;
+        s->profile = req->profile;
+        s->cwd = strdup(req->cwd ?: u->home);
+        s->start_realtime = now_realtime();
+        if (!s->cwd)
+                return -ENOMEM;
         s->max_output = req->max_output;
         s->max_output_set = req->max_output_set;
         s->on_output_limit = req->on_output_limit;

@@ -39,6 +39,15 @@ const char *end_reason_to_string(EndReason r);
 
 typedef struct RunSink RunSink;
 typedef struct StdinChunk StdinChunk;
+
+/* A pending Wait() on a session (session-dbus.c). */
+struct Waiter {
+        Session *session;
+        Client *client;
+        sd_bus_message *call;
+        LIST_FIELDS(Waiter, by_session);
+        LIST_FIELDS(Waiter, by_client);
+};
 struct StdinChunk {
         StdinChunk *next;
         size_t size, offset;
@@ -89,6 +98,17 @@ struct Session {
         EndReason end_reason;           /* set once it ended */
         RunSink *run;                   /* Run and RunText: collects output for the reply */
 
+        gid_t gid;
+        char *cwd;                      /* where it was started (the home directory by default) */
+        Profile profile;
+        uint64_t start_realtime, end_realtime; /* CLOCK_REALTIME µs */
+        sd_event_source *terminate_source; /* Terminate(): SIGKILL after the grace */
+        Waiter *waiters;
+        bool released;                  /* its process is reaped and its fds closed */
+        bool ended;                     /* a retained record (Manager.ended), see session_retire() */
+        sd_event_source *retain_source; /* drops the record */
+        LIST_FIELDS(Session, ended_list);
+
         LIST_FIELDS(Session, by_owner);
         LIST_FIELDS(Session, paused);
 };
@@ -111,12 +131,35 @@ void session_ack(Session *s, uint64_t bytes);
 /* Once the leader has exited: relays what is left, then sends Exited and frees the session;
  * waits for Ack instead while the output window is full. */
 void session_finish(Session *s);
-/* The owner went away: SIGHUP now, SIGKILL after a grace period, output discarded. */
+/* The owner went away: SIGHUP now, SIGKILL after a grace period, output discarded. (An ended
+ * record only forgets its owner.) */
 void session_orphan(Session *s);
+/* Terminate(): SIGTERM to the process group now, SIGKILL after grace_usec; end reason killed. */
+int session_terminate(Session *s, uint64_t grace_usec);
 /* Kills and reaps without waiting (a session that could not be set up). */
 void session_kill_now(Session *s);
 /* The same at daemon shutdown, logged with end reason 'shutdown'; nobody is told. */
 void session_shutdown(Session *s);
+
+/* Ended records (api.md, "Session objects"): kept for --retain-sec= after the end, at most
+ * SESSION_ENDED_PER_UID_MAX per owner uid, oldest dropped first; they hold no process and no fd and
+ * do not count against the session limits. */
+#define SESSION_ENDED_PER_UID_MAX 64
+#define SESSION_ENDED_MAX 4096
+Session *manager_find_session(Manager *m, uint32_t id, bool with_ended);
+
+/* Session objects on the bus (session-dbus.c). */
+int session_add_objects(Manager *m, sd_bus *bus);
+/* The object path of a session. */
+int session_object_path(uint32_t id, char **ret);
+/* PropertiesChanged for the listed properties, unicast to the owner and to waiting connections. */
+void session_send_changed(Session *s, const char *const *properties);
+/* The session ended: every Wait() gets its answer. */
+void session_answer_waiters(Session *s);
+/* A waiter's connection is gone: dropped unanswered. */
+Waiter *waiter_free(Waiter *w);
+/* Who may see a session without asking polkit (api.md, "Authorization"). */
+bool client_owns_session(const Client *c, const Session *s);
 
 /* Output relay (io.c). */
 int manager_exit_event(sd_event_source *es, int fd, uint32_t revents, void *userdata);

@@ -289,6 +289,7 @@ class SandboxClient:
         self.results = defaultdict(Result)
         self.exec_seq = {}
         self.foreign = []      # signals of the interface for ids we never got
+        self.other_signals = []  # signals of other interfaces (PropertiesChanged)
 
     @classmethod
     def open(cls, address, bus=True, enable_fds=False):
@@ -304,6 +305,7 @@ class SandboxClient:
         for seq, msg in sigs:
             f = msg.header.fields
             if f.get(HeaderFields.interface) != INTERFACE:
+                self.other_signals.append(msg)
                 continue
             member = f.get(HeaderFields.member)
             body = msg.body

@@ -28,6 +28,25 @@ def test_introspection_matches_file(p2p_harness):
     sig = {m.get('name'): ''.join(a.get('type') for a in m.findall('arg'))
            for m in live if m.tag in ('method', 'signal')}
     assert sig == {'Exec': 'asa{sv}uu', 'Run': 'asa{sv}iiayaya{sv}', 'RunText': 'asa{sv}iissa{sv}',
+                   'GetSession': 'uo',
                    'Signal': 'ui', 'Resize': 'uqq', 'WriteStdin': 'uay',
                    'CloseStdin': 'u', 'Ack': 'ut', 'ListSessions': 'a(uusas)',
                    'Output': 'uuay', 'Exited': 'uii'}
+
+
+def test_session_introspection_matches_file(p2p_harness):
+    c = p2p_harness.client()
+    sid, _ = c.exec(['sleep', '30'])
+    out = subprocess.run(
+        ['busctl', f'--address=unix:path={p2p_harness.io_socket}', 'introspect', '--xml-interface',
+         'org.example.Sandbox1', f'/org/example/Sandbox1/session/{sid}'],
+        check=True, capture_output=True, text=True, timeout=10).stdout
+    live = ET.fromstring(out).find("interface[@name='org.example.Sandbox1.Session']")
+    installed = ET.parse(REPO / 'dbus' / 'org.example.Sandbox1.Session.xml').getroot()
+    assert live is not None, out
+    assert canonical(installed.find('interface')) == canonical(live)
+    sig = {m.get('name'): ''.join(a.get('type') for a in m.findall('arg'))
+           for m in live if m.tag == 'method'}
+    assert sig == {'Signal': 'i', 'Kill': 'i', 'Terminate': 't', 'Resize': 'qq', 'WriteStdin': 'ay',
+                   'CloseStdin': '', 'Ack': 't', 'Wait': 'iisa{sv}', 'OpenPidfd': 'h'}
+    c.signal(sid, 9)
