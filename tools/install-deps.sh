@@ -101,6 +101,12 @@ broker_setup() {
 broker_setup || echo "dbus-broker is not unpacked; the integration tests on it will skip" >&2
 # ---- end: dbus-broker ----
 
+# ---- begin: sshd for sandboxctl -H (tests/client/test_addresses.py) ----
+# The tests start a private sshd of their own on a loopback port (own config, keys in a temporary
+# directory); only the binaries are needed. Here, before the package check below, so that it counts.
+packages+=(openssh-server openssh-client)
+# ---- end: sshd ----
+
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

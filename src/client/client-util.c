@@ -30,8 +30,8 @@ int log_error_errno(int r, const char *fmt, ...) {
 }
 
 void print_usage_line(FILE *f) {
-        fputs("Usage: sandboxctl [--address=ADDRESS | --bus-address=ADDRESS | --system] "
-              "{exec|list|signal} ... (see sandboxctl --help)\n", f);
+        fputs("Usage: sandboxctl [-H [USER@]HOST | -M MACHINE | --address=ADDRESS | --bus-address=ADDRESS | "
+              "--system] {exec|list|signal} ... (see sandboxctl --help)\n", f);
 }
 
 int log_usage_error(const char *fmt, ...) {
@@ -84,8 +84,13 @@ void print_help(void) {
                "  -h --help                 Show this help and exit\n"
                "     --version              Show the version and exit\n"
                "     --system               Talk to sandboxd on the system bus (the default)\n"
-               "     --address=ADDRESS      Connect peer-to-peer, e.g. unix:path=/run/sandboxd/io.socket\n"
+               "     --address=ADDRESS      Connect peer-to-peer, e.g. unix:path=/run/sandboxd/io.socket,\n"
+               "                            vsock:cid=CID,port=PORT, vsock-mux:path=PATH,port=PORT\n"
                "     --bus-address=ADDRESS  Talk to org.example.Sandbox1 on the bus at ADDRESS\n"
+               "  -H --host=[USER@]HOST[:PORT]\n"
+               "                            Reach sandboxd on HOST over ssh (its socket, or with\n"
+               "                            --system its bus, or the --address given, there)\n"
+               "  -M --machine=MACHINE      Talk to sandboxd on a local container's system bus\n"
                "\n"
                "Verbs:\n"
                "  exec [OPTIONS...] [--] CMD [ARG...]\n"
