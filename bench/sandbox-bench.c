@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/vm_sockets.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -53,6 +54,7 @@ static inline void freep(void *p) {
 /* Options. */
 static const char *arg_bus = NULL;      /* private system bus with sandboxd on it */
 static const char *arg_p2p = NULL;      /* sandboxd's peer-to-peer socket address */
+static const char *arg_vsock = NULL;    /* sandboxd on AF_VSOCK (vsock:cid=CID,port=PORT), in a VM guest */
 static const char *arg_flatpak = NULL;  /* private session bus with flatpak-session-helper */
 static const char *arg_qga = NULL;      /* qemu-ga's unix socket */
 static const char *arg_sandboxd = NULL; /* the daemon binary, for the scale and cold-start stages */
@@ -310,18 +312,86 @@ static void run_interleaved(Variant *variants, size_t n, unsigned rounds, const 
 
 /* sd-bus helpers. */
 
+/* "vsock:cid=CID,port=PORT" (keys in any order). sd-bus 252 has no vsock addresses. */
+static int parse_vsock_address(const char *address, unsigned *ret_cid, unsigned *ret_port) {
+        const char *p;
+        bool have_cid = false, have_port = false;
+
+        if (strncmp(address, "vsock:", 6) != 0)
+                return -EINVAL;
+        p = address + 6;
+        while (*p) {
+                unsigned long v;
+                char *end;
+                bool cid = strncmp(p, "cid=", 4) == 0, port = strncmp(p, "port=", 5) == 0;
+
+                if (!cid && !port)
+                        return -EINVAL;
+                p += cid ? 4 : 5;
+                errno = 0;
+                v = strtoul(p, &end, 10);
+                if (errno != 0 || end == p || v > UINT32_MAX || (*end != 0 && *end != ','))
+                        return -EINVAL;
+                if (cid) {
+                        *ret_cid = (unsigned) v;
+                        have_cid = true;
+                } else {
+                        *ret_port = (unsigned) v;
+                        have_port = true;
+                }
+                p = *end == ',' ? end + 1 : end;
+        }
+        return have_cid && have_port ? 0 : -EINVAL;
+}
+
+static int vsock_connect(const char *address) {
+        struct sockaddr_vm svm = { .svm_family = AF_VSOCK };
+        unsigned cid = 0, port = 0;
+        int fd, r;
+
+        r = parse_vsock_address(address, &cid, &port);
+        if (r < 0)
+                return r;
+        svm.svm_cid = cid;
+        svm.svm_port = port;
+        fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &svm, sizeof svm) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 static int bus_open(const char *address, bool bus_client, sd_bus **ret) {
+        bool vsock = strncmp(address, "vsock:", 6) == 0;
         sd_bus *b = NULL;
         int r;
 
         r = sd_bus_new(&b);
         if (r < 0)
                 return r;
-        r = sd_bus_set_address(b, address);
+        if (vsock) {
+                /* Connected here and handed over. vsock has no credentials (ANONYMOUS, as sandboxd
+                 * expects there) and carries no fds. */
+                int fd = vsock_connect(address);
+
+                r = fd;
+                if (fd >= 0) {
+                        r = sd_bus_set_fd(b, fd, fd);
+                        if (r < 0)
+                                close(fd);
+                }
+                if (r >= 0)
+                        r = sd_bus_set_anonymous(b, true);
+        } else
+                r = sd_bus_set_address(b, address);
         if (r >= 0)
                 r = sd_bus_set_bus_client(b, bus_client);
         if (r >= 0)
-                r = sd_bus_negotiate_fds(b, true);
+                r = sd_bus_negotiate_fds(b, !vsock);
         if (r >= 0)
                 r = sd_bus_start(b);
         if (r < 0) {
@@ -1009,15 +1079,15 @@ static void print_baseline_delta(const char *what, const Variant *vs, size_t i_t
 
 static void stage_latency(void) {
         Variant vs[MAX_VARIANTS] = {};
-        Conn *bus = NULL, *p2p = NULL, *base_bus = NULL, *base_p2p = NULL;
+        Conn *bus = NULL, *p2p = NULL, *vsock = NULL, *base_bus = NULL, *base_p2p = NULL;
         static char base_p2p_name[64], base_bus_name[64];
         SpawnServer srv = {};
         Flatpak *fp = NULL;
         Qga *qga = NULL, *qga_slow = NULL;
         size_t n = 0;
         int r;
-        size_t i_floor, i_p2p = SIZE_MAX, i_bus = SIZE_MAX, i_fp = SIZE_MAX, i_qga = SIZE_MAX,
-               i_base_p2p = SIZE_MAX, i_base_bus = SIZE_MAX;
+        size_t i_floor, i_p2p = SIZE_MAX, i_vsock = SIZE_MAX, i_bus = SIZE_MAX, i_fp = SIZE_MAX,
+               i_qga = SIZE_MAX, i_base_p2p = SIZE_MAX, i_base_bus = SIZE_MAX;
 
         i_floor = n;
         vs[n++] = (Variant) { .name = "posix_spawn+waitpid (floor)", .run = run_spawn_true };
@@ -1031,6 +1101,17 @@ static void stage_latency(void) {
                 i_p2p = n;
                 vs[n++] = (Variant) { .name = "sandboxd Exec, peer-to-peer", .run = r < 0 ? NULL : run_sandbox_true,
                                       .userdata = p2p };
+        }
+        if (arg_vsock) {
+                r = conn_open(arg_vsock, false, &vsock);
+                if (r < 0)
+                        fprintf(stderr, "vsock: %s\n", strerror(-r));
+                i_vsock = n;
+                vs[n++] = (Variant) { .name = "sandboxd Exec, over vsock",
+                                      .run = r < 0 ? NULL : run_sandbox_true, .userdata = vsock };
+                if (r < 0)
+                        snprintf(vs[i_vsock].error, sizeof vs[i_vsock].error, "connect %s: %s", arg_vsock,
+                                 strerror(-r));
         }
         if (arg_bus) {
                 r = conn_open(arg_bus, true, &bus);
@@ -1112,9 +1193,9 @@ static void stage_latency(void) {
                 if (best_peer < 0 || q < best_peer)
                         best_peer = q;
         }
-        size_t mine[2] = { i_p2p, i_bus };
-        const char *label[2] = { "peer-to-peer", "via dbus-daemon" };
-        for (int k = 0; k < 2; k++) {
+        size_t mine[3] = { i_p2p, i_vsock, i_bus };
+        const char *label[3] = { "peer-to-peer", "over vsock", "via dbus-daemon" };
+        for (int k = 0; k < 3; k++) {
                 char name[96];
                 double med;
 
@@ -1138,6 +1219,7 @@ static void stage_latency(void) {
         for (size_t i = 0; i < n; i++)
                 free(vs[i].samples.v);
         conn_close(p2p);
+        conn_close(vsock);
         conn_close(bus);
         conn_close(base_p2p);
         conn_close(base_bus);
@@ -1311,7 +1393,7 @@ static int run_fd_mode(Variant *v, double *ret) {
 static void stage_throughput(void) {
         Variant vs[MAX_VARIANTS] = {};
         RelayVariant rvs[MAX_VARIANTS] = {};
-        Conn *bus = NULL, *p2p = NULL;
+        Conn *bus = NULL, *p2p = NULL, *vsock = NULL;
         size_t n = 0, nr = 0;
         size_t i_pipe, i_ptyd, i_bus = SIZE_MAX, i_p2p = SIZE_MAX, i_pty = SIZE_MAX, i_fd = SIZE_MAX,
                i_base_bus = SIZE_MAX, i_base_p2p = SIZE_MAX;
@@ -1359,6 +1441,20 @@ static void stage_throughput(void) {
                         rvs[nr] = (RelayVariant) { p2p, {} };
                         i_fd = n;
                         vs[n++] = (Variant) { .name = "stdout fd (pipe passed), p2p", .run = run_fd_mode,
+                                              .userdata = &rvs[nr++] };
+                }
+        }
+        if (arg_vsock) {
+                /* No splicing on vsock (its flow control is the peer's credit): the copying path. */
+                r = conn_open(arg_vsock, false, &vsock);
+                if (r < 0)
+                        fprintf(stderr, "vsock: %s\n", strerror(-r));
+                else {
+                        rvs[nr] = (RelayVariant) { vsock, {} };
+                        vs[n++] = (Variant) { .name = "Output over vsock", .run = run_relay,
+                                              .userdata = &rvs[nr++] };
+                        rvs[nr] = (RelayVariant) { vsock, { .window = arg_window } };
+                        vs[n++] = (Variant) { .name = "Output over vsock, window", .run = run_relay,
                                               .userdata = &rvs[nr++] };
                 }
         }
@@ -1431,6 +1527,7 @@ static void stage_throughput(void) {
         for (size_t i = 0; i < n; i++)
                 free(vs[i].samples.v);
         conn_close(p2p);
+        conn_close(vsock);
         conn_close(bus);
         conn_close(base_p2p);
         conn_close(base_bus);
@@ -1945,6 +2042,7 @@ static void help(void) {
                "Measures sandboxd against posix_spawn, a pipe, a PTY, flatpak-session-helper and qemu-ga.\n\n"
                "  --bus=ADDRESS          Private system bus with sandboxd on it\n"
                "  --p2p=ADDRESS          sandboxd's peer-to-peer address (unix:path=…)\n"
+               "  --vsock=ADDRESS        sandboxd on vsock (vsock:cid=CID,port=PORT; in a VM guest)\n"
                "  --flatpak=ADDRESS      Private session bus with flatpak-session-helper on it\n"
                "  --qga=PATH             qemu-ga's unix-listen socket\n"
                "  --sandboxd=PATH        The daemon binary (scale and cold-start stages)\n"
@@ -1986,11 +2084,13 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUS = 0x100, ARG_P2P, ARG_FLATPAK, ARG_QGA, ARG_SANDBOXD, ARG_ECHO, ARG_TMPDIR, ARG_STAGES,
                 ARG_EXEC_ROUNDS, ARG_TPUT_ROUNDS, ARG_SIZE, ARG_SCALE, ARG_SCALE_PROBES, ARG_COLD_ROUNDS,
                 ARG_WINDOW, ARG_QGA_POLL, ARG_QUICK, ARG_ONLY, ARG_BASE_P2P, ARG_BASE_BUS, ARG_BASE_LABEL,
+                ARG_VSOCK,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "bus", required_argument, NULL, ARG_BUS },
                 { "p2p", required_argument, NULL, ARG_P2P },
+                { "vsock", required_argument, NULL, ARG_VSOCK },
                 { "flatpak", required_argument, NULL, ARG_FLATPAK },
                 { "qga", required_argument, NULL, ARG_QGA },
                 { "sandboxd", required_argument, NULL, ARG_SANDBOXD },
@@ -2021,6 +2121,17 @@ static int parse_argv(int argc, char *argv[]) {
                         exit(0);
                 case ARG_BUS: arg_bus = optarg; break;
                 case ARG_P2P: arg_p2p = optarg; break;
+                case ARG_VSOCK: {
+                        unsigned cid, port;
+
+                        if (parse_vsock_address(optarg, &cid, &port) < 0) {
+                                fprintf(stderr, "--vsock= takes vsock:cid=CID,port=PORT, not '%s'.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        arg_vsock = optarg;
+                        break;
+                }
                 case ARG_FLATPAK: arg_flatpak = optarg; break;
                 case ARG_QGA: arg_qga = optarg; break;
                 case ARG_SANDBOXD: arg_sandboxd = optarg; break;

@@ -19,6 +19,9 @@ The guest (TCG; this machine has no usable /dev/kvm):
 - results: a writable 9p share, mounted at /vm-test-out in the guest: results.jsonl (one
   JSON object per check, written as each ends), journal.txt; the serial console goes to
   console.log.
+
+bench_vm.py boots the same guest with the benchmark instead of the checks (run()'s keyword
+arguments); nothing here runs it.
 """
 
 import json
@@ -208,13 +211,16 @@ def build_initrd(kver, dest):
 
 # --- the guest's own layer --------------------------------------------------------------------
 
-TARGET_UNIT = '''[Unit]
+CHECK_SERVICE = 'vm-test-check.service'
+
+TARGET_UNIT_TEMPLATE = '''[Unit]
 Description=sandboxd VM test: only what the test needs
 Requires=basic.target
 After=basic.target
-Wants=vm-test-check.service
+Wants={service}
 AllowIsolate=yes
 '''
+TARGET_UNIT = TARGET_UNIT_TEMPLATE.format(service=CHECK_SERVICE)
 
 CHECK_UNIT = f'''[Unit]
 Description=sandboxd VM test: the checks in the guest
@@ -247,19 +253,27 @@ def meson_install(builddir, dest):
         raise RuntimeError(f'meson install failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}')
 
 
-def build_guest_tree(builddir, tree):
-    """The project's install plus this test's units and scripts: the top read-only layer."""
-    meson_install(builddir, tree)
-    units = sorted(tree.glob('usr/**/systemd/system/sandboxd-vsock.socket'))
+def installed_unit(tree, name):
+    """The path of an installed unit of the project, as the guest sees it."""
+    units = sorted(tree.glob(f'usr/**/systemd/system/{name}'))
     if not units:
-        raise RuntimeError(f'the install in {tree} has no sandboxd-vsock.socket')
-    unit_path = '/' + str(units[0].relative_to(tree))
+        raise RuntimeError(f'the install in {tree} has no {name}')
+    return '/' + str(units[0].relative_to(tree))
+
+
+def build_guest_tree(builddir, tree, service=CHECK_SERVICE, service_unit=CHECK_UNIT,
+                     customize=None):
+    """The project's install plus this test's units and scripts: the top read-only layer.
+    service (its unit text service_unit) is what vm-test.target starts; customize(tree), if
+    given, adds to the tree last (bench_vm.py: the benchmark instead of the checks)."""
+    meson_install(builddir, tree)
+    unit_path = installed_unit(tree, 'sandboxd-vsock.socket')
     etc = tree / 'etc/systemd/system'
     (etc / 'sockets.target.wants').mkdir(parents=True, exist_ok=True)
     # What `systemctl enable sandboxd-vsock.socket` does ([Install] WantedBy=sockets.target).
     os.symlink(unit_path, etc / 'sockets.target.wants/sandboxd-vsock.socket')
-    (etc / TARGET).write_text(TARGET_UNIT)
-    (etc / 'vm-test-check.service').write_text(CHECK_UNIT)
+    (etc / TARGET).write_text(TARGET_UNIT_TEMPLATE.format(service=service))
+    (etc / service).write_text(service_unit)
     for unit in MASKED:
         os.symlink('/dev/null', etc / unit)
     # A machine id of its own: an empty one would be a first boot (systemd-firstboot prompts).
@@ -269,17 +283,19 @@ def build_guest_tree(builddir, tree):
     shutil.copy(HERE / 'guest_check.py', gdir)
     shutil.copy(REPO / 'tests/integration/sandbox_client.py', gdir)
     (tree / OUT_MOUNT.lstrip('/')).mkdir()
+    if customize:
+        customize(tree)
 
 
 # --- the boot ---------------------------------------------------------------------------------
 
-def qemu_argv(kernel, initrd, tree, out, console):
+def qemu_argv(kernel, initrd, tree, out, console, memory=1024):
     def share(tag, path, readonly=True):
         return ['-virtfs', f'local,path={path},mount_tag={tag},security_model=none,'
                 f'multidevs=remap{",readonly=on" if readonly else ""}']
     cmdline = ('console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off '
                f'systemd.unit={TARGET} systemd.show_status=error')
-    return ([QEMU, '-machine', 'pc,accel=tcg', '-cpu', 'qemu64', '-smp', '2', '-m', '1024',
+    return ([QEMU, '-machine', 'pc,accel=tcg', '-cpu', 'qemu64', '-smp', '2', '-m', str(memory),
              '-nodefaults', '-nic', 'none', '-display', 'none', '-no-reboot',
              '-bios', str(QBOOT), '-kernel', str(kernel), '-initrd', str(initrd),
              '-append', cmdline, '-serial', f'file:{console}', '-monitor', 'none']
@@ -306,9 +322,12 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run(outdir, builddir, timeout=BOOT_TIMEOUT):
+def run(outdir, builddir, timeout=BOOT_TIMEOUT, *, service=CHECK_SERVICE, service_unit=CHECK_UNIT,
+        customize=None, memory=1024):
     """Builds the guest and boots it once. Returns a dict: results (list of check results),
-    console (text), journal (text), seconds (boot to poweroff), timed_out, returncode."""
+    console (text), journal (text), seconds (boot to poweroff), timed_out, returncode.
+    The keyword arguments replace the checks by another service (see build_guest_tree) and
+    size the guest's memory in MiB."""
     t0 = time.monotonic()
     kver = prerequisites()
     outdir = Path(outdir)
@@ -319,14 +338,14 @@ def run(outdir, builddir, timeout=BOOT_TIMEOUT):
         kernel = vmlinux(kver, work)
         initrd = build_initrd(kver, work / 'initrd.cpio')
         tree = work / 'guest'
-        build_guest_tree(Path(builddir), tree)
+        build_guest_tree(Path(builddir), tree, service, service_unit, customize)
         out = outdir / 'out'
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         console = outdir / 'console.log'
         prepared = time.monotonic() - t0
         t1 = time.monotonic()
-        qemu = subprocess.Popen(qemu_argv(kernel, initrd, tree, out, console),
+        qemu = subprocess.Popen(qemu_argv(kernel, initrd, tree, out, console, memory),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         timed_out = False
