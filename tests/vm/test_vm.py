@@ -35,6 +35,7 @@ CHECKS = [
     'output_complete',
     'pty_session',
     'signals',
+    'sandboxctl_over_vsock', # sandboxctl --address=vsock:cid=1,... relays stdio, exit codes, -tt
     'fd_passing',            # refused on vsock, and the daemon keeps serving
     'idle_exit',             # the daemon exits when idle, the socket stays
     'second_activation',     # and a new connection starts it again
