@@ -230,6 +230,15 @@ void client_output_sent(Client *c, size_t size) {
                 (void) client_ping(c);
 }
 
+void client_output_session_ended(Client *c) {
+        /* What is left in flight below BUS_OUTPUT_PING_AT would otherwise count against the uid's
+         * bound until the client's next large output: a client that reads its Exited answers this
+         * ping with it, and its uid's other connections get the room back. Small leftovers are not
+         * worth a message per session. */
+        if (c->name && !c->ping_slot && !c->ping_disabled && c->output_unconfirmed >= BUS_OUTPUT_PING_AT / 8)
+                (void) client_ping(c);
+}
+
 bool client_output_congested(Client *c) {
         if (!c->name || c->ping_disabled)
                 return false;

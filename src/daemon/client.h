@@ -62,3 +62,5 @@ Client *client_free(Client *c);
 /* Counts Output sent to a bus client and pings it when enough is in flight. */
 void client_output_sent(Client *c, size_t size);
 bool client_output_congested(Client *c);
+/* A session of the client sent its Exited: a ping confirms what is still in flight. */
+void client_output_session_ended(Client *c);

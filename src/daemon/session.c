@@ -166,6 +166,8 @@ static void session_send_exited(Session *s) {
                 r = sd_bus_send(s->owner->bus, msg, NULL);
         if (r < 0)
                 log_warning_errno(r, "Session %u: failed to send Exited: %m", s->id);
+        else
+                client_output_session_ended(s->owner);
 }
 
 static void session_release(Session *s);
