@@ -31,7 +31,8 @@ int log_error_errno(int r, const char *fmt, ...) {
 
 void print_usage_line(FILE *f) {
         fputs("Usage: sandboxctl [-H [USER@]HOST | -M MACHINE | --address=ADDRESS | --bus-address=ADDRESS | "
-              "--system] {exec|list|signal} ... (see sandboxctl --help)\n", f);
+              "--system] {exec|run|list|status|wait|signal|kill|terminate} ... "
+              "(see sandboxctl --help)\n", f);
 }
 
 int log_usage_error(const char *fmt, ...) {
@@ -105,8 +106,20 @@ void print_help(void) {
                "                            Set a resource limit (repeatable; 'infinity')\n"
                "        --profile=NAME      'default' or 'restricted'\n"
                "        --timeout=SECONDS   Kill the command after this long\n"
-               "  list                      List the sessions the caller may see\n"
-               "  signal ID SIGNAL          Send SIGNAL (a number or a name) to session ID\n");
+               "        --tag=TAG           A label for the session, shown by status\n"
+               "  run [OPTIONS...] [--] CMD [ARG...]\n"
+               "                            Run CMD to its end in one call, then print its output\n"
+               "                            and exit with its status; the options of exec but -t, and\n"
+               "        --max-output=BYTES  Keep at most this much of each stream (K, M: 1024-based)\n"
+               "  list [--json=short|pretty] [--no-legend]\n"
+               "                            List the sessions the caller may see\n"
+               "  status [--json=short|pretty] ID\n"
+               "                            Show the state and properties of session ID\n"
+               "  wait ID                   Wait for session ID to end; exit with its status\n"
+               "  signal ID SIGNAL          Send SIGNAL (a number or a name) to session ID\n"
+               "  kill ID [SIGNAL]          Send SIGNAL (default TERM) to every process of session ID\n"
+               "  terminate [--grace=SECONDS] ID\n"
+               "                            SIGTERM, then SIGKILL after the grace (default 10 s)\n");
 }
 
 /* What the daemon's typed errors mean: the errno a kind stands for when its message names none,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandboxctl exec's command line, parsed, and turned into the options of an Exec call. */
+/* sandboxctl exec's and run's command line, parsed, and turned into the options of an Exec or Run call. */
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,8 +63,7 @@ static int parse_rlimit(const char *s, Rlimit *ret) {
         return 0;
 }
 
-/* Whole or fractional seconds, to microseconds. */
-static int parse_timeout(const char *s, uint64_t *ret) {
+int parse_seconds(const char *s, uint64_t *ret) {
         const char *dot = strchr(s, '.');
         _cleanup_free_ char *whole = NULL;
         uint64_t sec, usec = 0, scale = 100000;
@@ -92,12 +91,44 @@ static int parse_timeout(const char *s, uint64_t *ret) {
         return 0;
 }
 
+/* Bytes, with an optional K, M or G (1024-based, as systemd's sizes), with or without a trailing B. */
+static int parse_size(const char *s, uint64_t *ret) {
+        _cleanup_free_ char *digits = NULL;
+        size_t n = strspn(s, "0123456789");
+        uint64_t v, factor = 1;
+        const char *suffix = s + n;
+        int r;
+
+        if (n == 0)
+                return -EINVAL;
+        if (*suffix == 'K' || *suffix == 'M' || *suffix == 'G') {
+                factor = *suffix == 'K' ? 1024ULL : *suffix == 'M' ? 1024ULL * 1024 : 1024ULL * 1024 * 1024;
+                suffix++;
+        }
+        if (*suffix == 'B')
+                suffix++;
+        if (*suffix)
+                return -EINVAL;
+        digits = strndup(s, n);
+        if (!digits)
+                return -ENOMEM;
+        r = parse_u64(digits, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT64_MAX / factor)
+                return -ERANGE;
+        *ret = v * factor;
+        return 0;
+}
+
 int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
         enum {
                 ARG_CWD = 0x100,
                 ARG_RLIMIT,
                 ARG_PROFILE,
                 ARG_TIMEOUT,
+                ARG_TAG,
+                ARG_MAX_OUTPUT,
         };
         static const struct option options[] = {
                 { "help",    no_argument,       NULL, 'h' },
@@ -108,6 +139,8 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                 { "rlimit",  required_argument, NULL, ARG_RLIMIT },
                 { "profile", required_argument, NULL, ARG_PROFILE },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "tag",     required_argument, NULL, ARG_TAG },
+                { "max-output", required_argument, NULL, ARG_MAX_OUTPUT },
                 {}
         };
         int c, r;
@@ -119,6 +152,12 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         print_help();
                         return 0;
                 case 't':
+                        if (a->run) {
+                                /* Run relays nothing while the command runs: no keys, no window. */
+                                log_usage_error("run cannot use a terminal (its output is printed at "
+                                                "the end); use exec -t");
+                                return -EINVAL;
+                        }
                         /* As ssh: a second -t insists on a PTY even without a terminal here. */
                         if (a->tty)
                                 a->force_tty = true;
@@ -166,7 +205,7 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         a->profile = optarg;
                         break;
                 case ARG_TIMEOUT:
-                        r = parse_timeout(optarg, &a->timeout_usec);
+                        r = parse_seconds(optarg, &a->timeout_usec);
                         if (r == -ENOMEM)
                                 return log_error_errno(r, "out of memory");
                         if (r < 0) {
@@ -175,13 +214,30 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         }
                         a->have_timeout = true;
                         break;
+                case ARG_TAG:
+                        a->tag = optarg;
+                        break;
+                case ARG_MAX_OUTPUT:
+                        /* Exec's limit would kill the command; run's only truncates what is kept. */
+                        if (!a->run) {
+                                log_usage_error("--max-output is an option of run");
+                                return -EINVAL;
+                        }
+                        r = parse_size(optarg, &a->max_output);
+                        if (r < 0) {
+                                log_usage_error("invalid size '%s', expected bytes (K, M, G: 1024-based)",
+                                                optarg);
+                                return -EINVAL;
+                        }
+                        a->have_max_output = true;
+                        break;
                 default:
                         log_getopt_error(c, argv);
                         return -EINVAL;
                 }
 
         if (optind >= argc) {
-                log_usage_error("exec needs a command");
+                log_usage_error("%s needs a command", a->run ? "run" : "exec");
                 return -EINVAL;
         }
         a->command = argv + optind;
@@ -330,6 +386,25 @@ int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, const bool pa
         }
         if (a->have_timeout) {
                 r = APPEND_OPTION(m, "timeout-usec", "t", a->timeout_usec);
+                if (r < 0)
+                        return r;
+        }
+        if (a->tag) {
+                r = APPEND_OPTION(m, "tag", "s", a->tag);
+                if (r < 0)
+                        return r;
+        }
+        if (a->have_max_output) {
+                r = APPEND_OPTION(m, "max-output", "t", a->max_output);
+                if (r < 0)
+                        return r;
+        }
+        if (a->have_stdin_data) {
+                r = append_option_open(m, "stdin-data", "ay");
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', a->stdin_data, a->stdin_data_size);
+                if (r >= 0)
+                        r = append_option_close(m);
                 if (r < 0)
                         return r;
         }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandboxctl exec's command line, parsed, and turned into the options of an Exec call. */
+/* sandboxctl exec's and run's command line, parsed, and turned into the options of an Exec or Run call. */
 #pragma once
 
 #include <stdbool.h>
@@ -14,11 +14,15 @@ typedef struct Rlimit {
 } Rlimit;
 
 typedef struct ExecArgs {
+        bool run;               /* set before parsing: the command line of run, for Run */
         bool tty;
         bool force_tty;         /* -t given twice: a PTY even when stdin is not a terminal */
         const char *user;
         const char *cwd;
         const char *profile;
+        const char *tag;
+        bool have_max_output;   /* run only */
+        uint64_t max_output;
         bool have_timeout;
         uint64_t timeout_usec;
         char **env;             /* the strings are borrowed from argv */
@@ -26,13 +30,22 @@ typedef struct ExecArgs {
         Rlimit *rlimits;
         size_t n_rlimits;
         char **command;         /* borrowed from argv */
+
+        /* Filled in by the verb: bytes for the stdin-data option. */
+        bool have_stdin_data;
+        const void *stdin_data;
+        size_t stdin_data_size;
 } ExecArgs;
 
 /* Returns 1 to go on, 0 after --help, -EINVAL after a usage error (printed), other < 0 on failure. */
 int exec_args_parse(int argc, char *argv[], ExecArgs *a);
 void exec_args_done(ExecArgs *a);
 
-/* Appends the a{sv} of options for Exec: the parsed ones, the terminal's size and $TERM with --tty,
- * each of our fds 0, 1, 2 whose pass_fd[] is set, and the flow control window when output_window > 0. */
+/* Appends the a{sv} of options for Exec or Run: the parsed ones, the terminal's size and $TERM with --tty,
+ * each of our fds 0, 1, 2 whose pass_fd[] is set, stdin-data when have_stdin_data, and the flow
+ * control window when output_window > 0. */
 int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, const bool pass_fd[3],
                              uint64_t output_window);
+
+/* Whole or fractional seconds ("10", "0.5"), to microseconds; -EINVAL, -ERANGE, -ENOMEM. */
+int parse_seconds(const char *s, uint64_t *ret_usec);

@@ -36,9 +36,14 @@ static const struct {
         const char *name;
         verb_func_t func;
 } verbs[] = {
-        { "exec",   verb_exec },
-        { "list",   verb_list },
-        { "signal", verb_signal },
+        { "exec",      verb_exec },
+        { "run",       verb_run },
+        { "list",      verb_list },
+        { "status",    verb_status },
+        { "wait",      verb_wait },
+        { "signal",    verb_signal },
+        { "kill",      verb_kill },
+        { "terminate", verb_terminate },
 };
 
 static int parse_argv(int argc, char *argv[]) {

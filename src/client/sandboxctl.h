@@ -39,8 +39,13 @@ bool context_explain_wrong_address(Context *ctx, const sd_bus_error *error);
 typedef int (*verb_func_t)(Context *ctx, int argc, char *argv[]);
 
 int verb_exec(Context *ctx, int argc, char *argv[]);
+int verb_run(Context *ctx, int argc, char *argv[]);
 int verb_list(Context *ctx, int argc, char *argv[]);
 int verb_signal(Context *ctx, int argc, char *argv[]);
+int verb_status(Context *ctx, int argc, char *argv[]);
+int verb_wait(Context *ctx, int argc, char *argv[]);
+int verb_kill(Context *ctx, int argc, char *argv[]);
+int verb_terminate(Context *ctx, int argc, char *argv[]);
 
 /* Prints "sandboxctl: MESSAGE" on stderr; %m names -r. Returns r. */
 int log_error_errno(int r, const char *fmt, ...) _printf_(2, 3);

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandboxctl list: the sessions the caller may see, in aligned columns. */
+/* sandboxctl list: the sessions the caller may see, in aligned columns or as JSON. */
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "sandboxctl.h"
 
 typedef struct Row {
         uint32_t id;
         uint32_t pid;
         const char *user;       /* borrowed from the reply */
+        const char **argv;      /* owned array of strings borrowed from the reply */
+        size_t argc;
         char *command;          /* owned */
 } Row;
 
@@ -22,8 +26,10 @@ typedef struct Table {
 } Table;
 
 static void table_done(Table *t) {
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n; i++) {
                 free(t->rows[i].command);
+                free(t->rows[i].argv);
+        }
         free(t->rows);
 }
 
@@ -48,6 +54,12 @@ static int read_row(sd_bus_message *reply, Row *row) {
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_read(reply, "s", &arg)) > 0) {
+                const char **argv = realloc(row->argv, (row->argc + 1) * sizeof(char *));
+
+                if (!argv)
+                        return -ENOMEM;
+                row->argv = argv;
+                row->argv[row->argc++] = arg;
                 row->command = shell_quote_append(row->command, arg);
                 if (!row->command)
                         return -ENOMEM;
@@ -79,25 +91,97 @@ static int read_table(sd_bus_message *reply, Table *t) {
                 r = read_row(reply, &t->rows[t->n]);
                 if (r < 0) {
                         free(t->rows[t->n].command);
+                        free(t->rows[t->n].argv);
                         return r;
                 }
-                if (r == 0)
+                if (r == 0) {
+                        free(t->rows[t->n].argv);
                         break;
+                }
                 t->n++;
         }
         return sd_bus_message_exit_container(reply);
 }
 
+/* The members are named as the session object's properties (see status --json). */
+static void print_json(const Table *t, JsonMode mode) {
+        JsonWriter w = { .f = stdout, .pretty = mode == JSON_PRETTY };
+
+        json_begin(&w, '[');
+        for (size_t i = 0; i < t->n; i++) {
+                const Row *row = &t->rows[i];
+
+                json_key(&w, NULL);
+                json_begin(&w, '{');
+                json_key(&w, "Id");
+                fprintf(stdout, "%" PRIu32, row->id);
+                json_key(&w, "PID");
+                fprintf(stdout, "%" PRIu32, row->pid);
+                json_key(&w, "User");
+                json_string(stdout, row->user);
+                json_key(&w, "Argv");
+                json_begin(&w, '[');
+                for (size_t j = 0; j < row->argc; j++) {
+                        json_key(&w, NULL);
+                        json_string(stdout, row->argv[j]);
+                }
+                json_end(&w, ']');
+                json_end(&w, '}');
+        }
+        json_end(&w, ']');
+        fputc('\n', stdout);
+}
+
+static void print_table(const Table *t, bool legend) {
+        int id_width = 2, pid_width = 3, user_width = 4;
+
+        for (size_t i = 0; i < t->n; i++) {
+                char buf[16];
+
+                id_width = MAX(id_width, snprintf(buf, sizeof buf, "%" PRIu32, t->rows[i].id));
+                pid_width = MAX(pid_width, snprintf(buf, sizeof buf, "%" PRIu32, t->rows[i].pid));
+                user_width = MAX(user_width, (int) strlen(t->rows[i].user));
+        }
+
+        if (legend)
+                printf("%*s %*s %-*s %s\n", id_width, "ID", pid_width, "PID", user_width, "USER", "COMMAND");
+        for (size_t i = 0; i < t->n; i++)
+                printf("%*" PRIu32 " %*" PRIu32 " %-*s %s\n",
+                       id_width, t->rows[i].id, pid_width, t->rows[i].pid,
+                       user_width, t->rows[i].user, t->rows[i].command ?: "");
+}
+
 int verb_list(Context *ctx, int argc, char *argv[]) {
+        enum { ARG_JSON = 0x100, ARG_NO_LEGEND };
+        static const struct option options[] = {
+                { "help",      no_argument,       NULL, 'h' },
+                { "json",      optional_argument, NULL, ARG_JSON },
+                { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },
+                {}
+        };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_done) Table t = {};
-        int id_width = 2, pid_width = 3, user_width = 4;
-        int r;
+        JsonMode json = JSON_OFF;
+        bool legend = true;
+        int c, r;
 
-        r = parse_verb_argv(argc, argv);
-        if (r <= 0)
-                return r == 0 ? 0 : EXIT_USAGE;
+        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        print_help();
+                        return 0;
+                case ARG_JSON:
+                        if (json_mode_from_string(optarg, &json) < 0)
+                                return log_usage_error("invalid --json= mode '%s', expected short, pretty "
+                                                       "or off", optarg);
+                        break;
+                case ARG_NO_LEGEND:
+                        legend = false;
+                        break;
+                default:
+                        return log_getopt_error(c, argv);
+                }
         if (optind < argc)
                 return log_usage_error("list takes no arguments");
 
@@ -120,19 +204,10 @@ int verb_list(Context *ctx, int argc, char *argv[]) {
         if (t.n > 0)
                 qsort(t.rows, t.n, sizeof(Row), row_compare);
 
-        for (size_t i = 0; i < t.n; i++) {
-                char buf[16];
-
-                id_width = MAX(id_width, snprintf(buf, sizeof buf, "%" PRIu32, t.rows[i].id));
-                pid_width = MAX(pid_width, snprintf(buf, sizeof buf, "%" PRIu32, t.rows[i].pid));
-                user_width = MAX(user_width, (int) strlen(t.rows[i].user));
-        }
-
-        printf("%*s %*s %-*s %s\n", id_width, "ID", pid_width, "PID", user_width, "USER", "COMMAND");
-        for (size_t i = 0; i < t.n; i++)
-                printf("%*" PRIu32 " %*" PRIu32 " %-*s %s\n",
-                       id_width, t.rows[i].id, pid_width, t.rows[i].pid,
-                       user_width, t.rows[i].user, t.rows[i].command ?: "");
+        if (json != JSON_OFF)
+                print_json(&t, json);
+        else
+                print_table(&t, legend);
 
         if (fflush(stdout) != 0) {
                 log_error_errno(-errno, "failed to write the list: %m");

@@ -31,7 +31,7 @@ def test_syntax():
 
 @pytest.mark.skipif(not os.path.exists(BASH_COMPLETION), reason='bash-completion not installed')
 def test_complete():
-    assert complete('') == ['exec', 'list', 'signal']
+    assert complete('') == sorted(['exec', 'run', 'list', 'status', 'wait', 'signal', 'kill', 'terminate'])
     assert complete('--ad') == ['--address=']
     assert complete('exec', '--pro') == ['--profile=']
     assert complete('exec', '--profile', '') == ['default', 'restricted']
