@@ -28,10 +28,11 @@ Client *client_free(Client *c) {
         if (!c)
                 return NULL;
 
-        LIST_FOREACH_SAFE(by_owner, s, n, c->sessions)
-                session_orphan(s);
+        /* Its Waits first: orphaning tells those who wait, and it is not one of them any more. */
         while (c->waiters)
                 waiter_free(c->waiters);
+        LIST_FOREACH_SAFE(by_owner, s, n, c->sessions)
+                session_orphan(s);
 
         if (c->p2p) {
                 LIST_REMOVE(clients, c->manager->p2p_clients, c);

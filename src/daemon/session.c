@@ -346,6 +346,7 @@ void session_orphan(Session *s) {
                 return;
         LIST_REMOVE(by_owner, s->owner->sessions, s);
         s->owner = NULL;
+        session_send_changed(s, (const char *const[]) { "Owner", NULL }); /* to those waiting */
         if (s->ended)
                 return; /* a record: nothing runs */
         if (s->end_cause == END_REASON_NONE)

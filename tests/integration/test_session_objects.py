@@ -267,3 +267,25 @@ def test_records_outlive_their_owner(harness):
     p = props(c, sid)
     assert p['State'] == 'ended' and p['Owner'] == ''
     assert scall(c, sid, 'Wait')[2] == 'exited'
+
+
+def test_waiter_is_told_when_the_owner_leaves(harness):
+    """A connection waiting on another's session gets PropertiesChanged for
+    Owner when the owner disconnects, then the Wait answer (owner-gone)."""
+    c = start(harness)
+    owner = harness.client()
+    sid, pid = owner.exec(['sleep', '30'])
+    k = Connection.open(harness.address, bus=harness.is_bus)
+    serial = k.send(k.make_call(path_of(sid), SESSION_INTERFACE, 'Wait', destination=BUS_NAME))
+    time.sleep(0.3)
+    owner.close()
+    harness.clients.remove(owner)
+    deadline = time.monotonic() + 10
+    while serial not in k.replies and time.monotonic() < deadline:
+        k.pump(deadline - time.monotonic())
+    reply = k.replies.pop(serial)[1]
+    assert reply.body[:3] == (-1, signal.SIGHUP, 'owner-gone'), reply.body
+    changed = [m.body[1] for _, m in k.signals if m.header.fields.get(HeaderFields.member) == 'PropertiesChanged']
+    assert any('Owner' in d and d['Owner'][1] == '' for d in changed), changed
+    assert any('State' in d and d['State'][1] == 'ended' for d in changed), changed
+    k.close()
