@@ -14,6 +14,8 @@ packages=(
         tmux bash-completion
         # the test runner
         python3 python3-pytest python3-jeepney
+        # client libraries the peer-to-peer socket is tested with (test_client_libraries.py)
+        python3-dbus-next python3-gi gir1.2-glib-2.0
 )
 
 # ---- begin: tests/vm, a QEMU guest (QEMU, busybox, a Debian 6.1 kernel, kmod, udev) ----

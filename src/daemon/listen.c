@@ -32,11 +32,77 @@ static int driver_nop(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* The names this "bus" has: the driver's and ours. Our messages carry ours as their sender
+ * (sd_bus_set_sender() below), so a library that matches signals by the owner of the name it
+ * asked for (python's dbus-next does) finds them. */
+static bool driver_name_known(const char *name) {
+        return streq(name, "org.freedesktop.DBus") || streq(name, SANDBOX_BUS_NAME);
+}
+
+static int driver_get_name_owner(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        if (!driver_name_known(name))
+                return sd_bus_error_setf(error, "org.freedesktop.DBus.Error.NameHasNoOwner",
+                                         "Could not get owner of name '%.256s': no such name", name);
+        return sd_bus_reply_method_return(msg, "s", name);
+}
+
+static int driver_name_has_owner(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "b", driver_name_known(name));
+}
+
+static int driver_list_names(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return sd_bus_reply_method_return(msg, "as", 2, "org.freedesktop.DBus", SANDBOX_BUS_NAME);
+}
+
+static int driver_start_service(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *name;
+        uint32_t flags;
+        int r;
+
+        r = sd_bus_message_read(msg, "su", &name, &flags);
+        if (r < 0)
+                return r;
+        if (!streq(name, SANDBOX_BUS_NAME))
+                return sd_bus_error_setf(error, "org.freedesktop.DBus.Error.ServiceUnknown",
+                                         "The name %.256s was not provided by any .service files", name);
+        return sd_bus_reply_method_return(msg, "u", (uint32_t) 2); /* already running */
+}
+
+static int driver_get_id(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        static char id[SD_ID128_STRING_MAX];
+
+        if (!id[0]) {
+                sd_id128_t v;
+
+                if (sd_id128_randomize(&v) < 0)
+                        v = SD_ID128_NULL;
+                (void) sd_id128_to_string(v, id);
+        }
+        return sd_bus_reply_method_return(msg, "s", id);
+}
+
 static const sd_bus_vtable driver_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD("Hello", "", "s", driver_hello, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AddMatch", "s", "", driver_nop, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("RemoveMatch", "s", "", driver_nop, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("GetNameOwner", "s", "s", driver_get_name_owner, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("NameHasOwner", "s", "b", driver_name_has_owner, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("ListNames", "", "as", driver_list_names, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("StartServiceByName", "su", "u", driver_start_service, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("GetId", "", "s", driver_get_id, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 
@@ -85,6 +151,8 @@ static int listener_serve(Listener *l, int fd, uid_t uid, bool vsock) {
         /* Only where sd-bus sees both fds are AF_UNIX: never on vsock. */
         if (r >= 0)
                 r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_set_sender(bus, SANDBOX_BUS_NAME);
         if (r >= 0)
                 r = sd_bus_start(bus);
         if (r >= 0)

@@ -85,6 +85,7 @@ static size_t output_header(uint8_t buf[static OUTPUT_HEADER_MAX], uint32_t seri
         marshal_field(&w, 2, 's', SANDBOX_INTERFACE);
         marshal_field(&w, 3, 's', "Output");
         marshal_field(&w, 8, 'g', "uuay");
+        marshal_field(&w, 7, 's', SANDBOX_BUS_NAME); /* as sd-bus writes it, see listen.c */
         fields_size = (uint32_t) (w.n - fields);
         memcpy(buf + fields - sizeof fields_size, &fields_size, sizeof fields_size);
         marshal_pad(&w, 8);

@@ -7,7 +7,8 @@
 
 #include "manager.h"
 
-/* An Output signal's header and the body up to its data: 124 bytes with this path and interface. */
+/* An Output signal's header and the body up to its data: 156 bytes with this path, interface and
+ * sender. */
 #define OUTPUT_HEADER_MAX 160
 
 /* Finds out whether the client's connection may carry spliced Output. */
