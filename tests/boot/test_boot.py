@@ -486,6 +486,37 @@ def test_unprivileged_exec_as_self_allowed_by_rule(container):
         c.run('rm', '-f', RULES_FILE)
 
 
+def test_unprivileged_run_on_the_system_bus(container):
+    """RunText as nobody, allowed by a rule for exec, through the real dbus-daemon, polkitd and
+    the installed policy: the reply has the output; a root session stays invisible to nobody."""
+    c = container
+    require_polkit_wired(c)
+    c.write_file(RULES_FILE,
+                 'polkit.addRule(function(action, subject) {\n'
+                 '        if (action.id == "org.example.sandbox1.exec" && subject.user == "nobody")\n'
+                 '                return polkit.Result.YES;\n'
+                 '});\n')
+    holder = None
+    try:
+        res = c.wait_for('the polkit rule to take effect',
+                         lambda: (lambda r: r if 'reply' in r else None)(
+                             c.call('RunText', 'asa{sv}', _exec_body(['id', '-un']), uid=NOBODY)),
+                         timeout=15, interval=0.3)
+        code, sig, out, err, info = res['reply']
+        assert (code, sig, out, err) == (0, 0, 'nobody\n', ''), res
+        holder, res = c.hold_session(['sleep', '30'])
+        sid = res['reply'][0]
+        res = c.call('GetSession', 'u', [sid], uid=NOBODY)
+        assert res.get('error') == 'org.example.Sandbox1.Error.NoSuchSession', res
+        res = c.call('GetSession', 'u', [sid])
+        assert res.get('reply') == [f'/org/example/Sandbox1/session/{sid}'], res
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait(5)
+        c.run('rm', '-f', RULES_FILE)
+
+
 def test_unprivileged_cannot_signal_root_session(container):
     c = container
     holder, res = c.hold_session(['sleep', '300'])
@@ -623,6 +654,7 @@ def test_journal_entries_for_start_end_and_denial(container):
     assert start['SANDBOXD_CALLER_UID'] == '0', start
     assert 'SANDBOXD_EXIT_CODE' not in start, start
     assert end['SANDBOXD_EXIT_CODE'] == '3' and end['SANDBOXD_EXIT_SIGNAL'] == '0', end
+    assert end['SANDBOXD_END_REASON'] == 'exited', end
     assert start['_SYSTEMD_UNIT'] == 'sandboxd.service', start
 
     require_polkit_wired(container)
