@@ -31,11 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sandbox-api.h"
+
 extern char **environ;
 
-#define SANDBOX_NAME "org.example.Sandbox1"
-#define SANDBOX_PATH "/org/example/Sandbox1"
-#define SANDBOX_IFACE "org.example.Sandbox1"
 #define FLATPAK_NAME "org.freedesktop.Flatpak"
 #define FLATPAK_PATH "/org/freedesktop/Flatpak/Development"
 #define FLATPAK_IFACE "org.freedesktop.Flatpak.Development"
@@ -466,7 +465,7 @@ static void conn_ack(Conn *c, uint64_t n) {
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(c->bus, &m, c->destination, SANDBOX_PATH, SANDBOX_IFACE, "Ack");
+        r = sd_bus_message_new_method_call(c->bus, &m, c->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "Ack");
         if (r >= 0)
                 r = sd_bus_message_set_expect_reply(m, 0);
         if (r >= 0)
@@ -484,7 +483,7 @@ static int conn_filter(sd_bus_message *m, void *userdata, sd_bus_error *e) {
         const void *p;
         size_t n;
 
-        if (sd_bus_message_is_signal(m, SANDBOX_IFACE, "Output")) {
+        if (sd_bus_message_is_signal(m, SANDBOX_INTERFACE, "Output")) {
                 if (sd_bus_message_read(m, "uu", &id, &stream) < 0 ||
                     sd_bus_message_read_array(m, 'y', &p, &n) < 0)
                         return 0;
@@ -502,7 +501,7 @@ static int conn_filter(sd_bus_message *m, void *userdata, sd_bus_error *e) {
                                 c->pending_ack += c->unacked;
                         c->unacked = 0;
                 }
-        } else if (sd_bus_message_is_signal(m, SANDBOX_IFACE, "Exited")) {
+        } else if (sd_bus_message_is_signal(m, SANDBOX_INTERFACE, "Exited")) {
                 int32_t code, sig;
 
                 if (sd_bus_message_read(m, "uii", &id, &code, &sig) < 0)
@@ -528,8 +527,8 @@ static int conn_open(const char *address, bool bus_client, Conn **ret) {
         if (r >= 0)
                 r = sd_bus_add_filter(c->bus, NULL, conn_filter, c);
         if (r >= 0 && bus_client) {
-                c->destination = SANDBOX_NAME;
-                r = bus_wait_for_name(c->bus, SANDBOX_NAME, 10 * USEC_PER_SEC);
+                c->destination = SANDBOX_BUS_NAME;
+                r = bus_wait_for_name(c->bus, SANDBOX_BUS_NAME, 10 * USEC_PER_SEC);
         }
         if (r < 0) {
                 sd_bus_flush_close_unref(c->bus);
@@ -592,7 +591,7 @@ static int conn_exec_async(Conn *c, char **argv, const ExecOpts *o, sd_bus_messa
         sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(c->bus, &m, c->destination, SANDBOX_PATH, SANDBOX_IFACE, "Exec");
+        r = sd_bus_message_new_method_call(c->bus, &m, c->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "Exec");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, argv);
         if (r >= 0)
@@ -814,7 +813,7 @@ static int run_sandbox_run_true(Variant *v, double *ret) {
         int32_t code = -1, sig = 0;
         int r;
 
-        r = sd_bus_message_new_method_call(c->bus, &m, c->destination, SANDBOX_PATH, SANDBOX_IFACE, "Run");
+        r = sd_bus_message_new_method_call(c->bus, &m, c->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "Run");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, true_argv);
         if (r >= 0)
@@ -1650,7 +1649,7 @@ static int count_sessions(Conn *c, unsigned *ret) {
         unsigned n = 0;
         int r;
 
-        r = sd_bus_call_method(c->bus, c->destination, SANDBOX_PATH, SANDBOX_IFACE, "ListSessions", NULL,
+        r = sd_bus_call_method(c->bus, c->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "ListSessions", NULL,
                                &reply, "");
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "(uusas)");

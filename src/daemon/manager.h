@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "list.h"
 #include "profile.h"
+#include "sandbox-api.h"
 
 typedef struct BusUser BusUser;
 typedef struct Client Client;
@@ -21,9 +22,6 @@ typedef struct P2PInput P2PInput;
 typedef struct Session Session;
 typedef struct Waiter Waiter;
 
-#define SANDBOX_OBJECT_PATH "/org/example/Sandbox1"
-#define SANDBOX_INTERFACE "org.example.Sandbox1"
-#define SANDBOX_BUS_NAME "org.example.Sandbox1"
 
 /* Defaults that fit a small machine; each can be raised on the command line. */
 #define DEFAULT_MAX_SESSIONS 1024

@@ -17,15 +17,13 @@
 #include "session.h"
 #include "strv.h"
 
-#define SESSION_PATH_PREFIX SANDBOX_OBJECT_PATH "/session"
-#define SESSION_INTERFACE SANDBOX_INTERFACE ".Session"
 
 bool client_owns_session(const Client *c, const Session *s) {
         return c->uid == 0 || s->owner == c || (c->uid == s->owner_uid && s->as_creator);
 }
 
 int session_object_path(uint32_t id, char **ret) {
-        return asprintf(ret, SESSION_PATH_PREFIX "/%u", id) < 0 ? -ENOMEM : 0;
+        return asprintf(ret, SANDBOX_SESSION_PATH_PREFIX "/%u", id) < 0 ? -ENOMEM : 0;
 }
 
 /* The client of the call being dispatched on bus, or NULL (a local call, or no client yet). */
@@ -41,13 +39,13 @@ static Client *current_client(Manager *m, sd_bus *bus) {
 static int session_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
                         void **ret, sd_bus_error *error) {
         Manager *m = userdata;
-        const char *e = path + strlen(SESSION_PATH_PREFIX);
+        const char *e = path + strlen(SANDBOX_SESSION_PATH_PREFIX);
         unsigned long id;
         char *end;
         Session *s;
         Client *c;
 
-        if (strncmp(path, SESSION_PATH_PREFIX "/", strlen(SESSION_PATH_PREFIX) + 1) != 0)
+        if (strncmp(path, SANDBOX_SESSION_PATH_PREFIX "/", strlen(SANDBOX_SESSION_PATH_PREFIX) + 1) != 0)
                 return 0;
         e++;
         if (e[0] < '1' || e[0] > '9')
@@ -405,7 +403,7 @@ static int send_changed_to(Session *s, Client *c, const char *path, const char *
         if (r >= 0 && c->name)
                 r = sd_bus_message_set_destination(msg, c->name);
         if (r >= 0)
-                r = sd_bus_message_append(msg, "s", SESSION_INTERFACE);
+                r = sd_bus_message_append(msg, "s", SANDBOX_SESSION_INTERFACE);
         if (r >= 0)
                 r = sd_bus_message_open_container(msg, 'a', "{sv}");
         for (const char *const *p = properties; r >= 0 && *p; p++) {
@@ -508,9 +506,9 @@ static const sd_bus_vtable session_vtable[] = {
 int session_add_objects(Manager *m, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(bus, NULL, SESSION_PATH_PREFIX, SESSION_INTERFACE, session_vtable,
+        r = sd_bus_add_fallback_vtable(bus, NULL, SANDBOX_SESSION_PATH_PREFIX, SANDBOX_SESSION_INTERFACE, session_vtable,
                                        session_find, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(bus, NULL, SESSION_PATH_PREFIX, session_enumerate, m);
+        return sd_bus_add_node_enumerator(bus, NULL, SANDBOX_SESSION_PATH_PREFIX, session_enumerate, m);
 }

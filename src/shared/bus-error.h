@@ -2,7 +2,9 @@
 /* The D-Bus error names of org.example.Sandbox1, and the mapping of spawn failures onto them. */
 #pragma once
 
-#define SANDBOX_ERROR(kind) "org.example.Sandbox1.Error." kind
+#include "sandbox-api.h"
+
+#define SANDBOX_ERROR(kind) SANDBOX_ERROR_PREFIX kind
 #define SANDBOX_ERROR_NO_SUCH_USER SANDBOX_ERROR("NoSuchUser")
 #define SANDBOX_ERROR_NO_SUCH_SESSION SANDBOX_ERROR("NoSuchSession")
 #define SANDBOX_ERROR_TOO_MANY_SESSIONS SANDBOX_ERROR("TooManySessions")

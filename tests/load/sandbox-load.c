@@ -14,11 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sandbox-api.h"
+
 #include "macro.h"
 
-#define SANDBOX_SERVICE "org.example.Sandbox1"
-#define SANDBOX_PATH "/org/example/Sandbox1"
-#define SANDBOX_INTERFACE "org.example.Sandbox1"
 
 #define STDIN_CHUNK_MAX (64 * 1024)
 #define FAILURES_SHOWN 30
@@ -395,8 +394,8 @@ static Job *client_find_job(Client *c, uint32_t id) {
 }
 
 static int new_call(Client *c, const char *member, sd_bus_message **ret) {
-        return sd_bus_message_new_method_call(c->bus, ret, c->load->use_bus ? SANDBOX_SERVICE : NULL,
-                                              SANDBOX_PATH, SANDBOX_INTERFACE, member);
+        return sd_bus_message_new_method_call(c->bus, ret, c->load->use_bus ? SANDBOX_BUS_NAME : NULL,
+                                              SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, member);
 }
 
 static int call_async(Client *c, sd_bus_message_handler_t cb, void *userdata, const char *member,
@@ -945,7 +944,7 @@ static int client_connect(Client *c) {
         r = sd_bus_add_filter(bus, NULL, on_message, c);
         if (r >= 0 && l->use_bus)
                 /* Unicast signals arrive anyway; the match keeps a strict bus policy from dropping them. */
-                r = sd_bus_match_signal_async(bus, NULL, SANDBOX_SERVICE, SANDBOX_PATH, SANDBOX_INTERFACE,
+                r = sd_bus_match_signal_async(bus, NULL, SANDBOX_BUS_NAME, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
                                               NULL, NULL, NULL, NULL);
         if (r >= 0)
                 r = sd_bus_attach_event(bus, l->event, SD_EVENT_PRIORITY_NORMAL);
@@ -970,7 +969,7 @@ static int count_leftovers(Load *l, char *ids, size_t size) {
         /* A connection of its own: the clients' were closed with the event loop. */
         r = bus_open(l, &bus);
         if (r >= 0)
-                r = sd_bus_call_method(bus, l->use_bus ? SANDBOX_SERVICE : NULL, SANDBOX_PATH,
+                r = sd_bus_call_method(bus, l->use_bus ? SANDBOX_BUS_NAME : NULL, SANDBOX_OBJECT_PATH,
                                SANDBOX_INTERFACE, "ListSessions", &error, &reply, NULL);
         if (r < 0) {
                 fprintf(stderr, "ListSessions failed: %s\n", error.message ?: strerror(-r));
