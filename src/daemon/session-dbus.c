@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Session objects: /org/example/Sandbox1/session/<id>, interface org.example.Sandbox1.Session.
+/* A session on the bus: the sending of its end (Exited, or Run's reply) and its object,
+ * /org/example/Sandbox1/session/<id>, interface org.example.Sandbox1.Session.
  * One fallback vtable serves them all; its find callback looks the session up and decides, from
  * the call being dispatched, whether the caller may see it: to everyone else it does not exist
  * (UnknownObject), in introspection and node enumeration too. */
@@ -14,6 +15,7 @@
 #include "bus-error.h"
 #include "client.h"
 #include "log.h"
+#include "run.h"
 #include "session.h"
 #include "strv.h"
 
@@ -454,6 +456,33 @@ void session_send_changed(Session *s, const char *const *properties) {
                 if (r < 0)
                         log_debug_errno(r, "Session %u: cannot send PropertiesChanged: %m", s->id);
         }
+}
+
+/* How a session's end reaches its owner: Exited, or for Run the reply it waits for. */
+void session_send_end(Session *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        if (!s->owner)
+                return;
+        if (s->run) {
+                r = run_sink_reply(s);
+                if (r < 0)
+                        log_warning_errno(r, "Session %u: failed to reply to Run: %m", s->id);
+                return;
+        }
+        r = sd_bus_message_new_signal(s->owner->bus, &msg, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
+                                      "Exited");
+        if (r >= 0 && s->owner->name)
+                r = sd_bus_message_set_destination(msg, s->owner->name);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, SANDBOX_EXITED_SIGNATURE, s->id, s->exit_code, s->exit_signal);
+        if (r >= 0)
+                r = sd_bus_send(s->owner->bus, msg, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Session %u: failed to send Exited: %m", s->id);
+        else
+                client_output_session_ended(s->owner);
 }
 
 static const sd_bus_vtable session_vtable[] = {

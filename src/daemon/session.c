@@ -144,32 +144,6 @@ static void session_log(Session *s, bool start) {
                                NULL);
 }
 
-static void session_send_exited(Session *s) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
-        int r;
-
-        if (!s->owner)
-                return;
-        if (s->run) {
-                r = run_sink_reply(s);
-                if (r < 0)
-                        log_warning_errno(r, "Session %u: failed to reply to Run: %m", s->id);
-                return;
-        }
-        r = sd_bus_message_new_signal(s->owner->bus, &msg, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
-                                      "Exited");
-        if (r >= 0 && s->owner->name)
-                r = sd_bus_message_set_destination(msg, s->owner->name);
-        if (r >= 0)
-                r = sd_bus_message_append(msg, "uii", s->id, s->exit_code, s->exit_signal);
-        if (r >= 0)
-                r = sd_bus_send(s->owner->bus, msg, NULL);
-        if (r < 0)
-                log_warning_errno(r, "Session %u: failed to send Exited: %m", s->id);
-        else
-                client_output_session_ended(s->owner);
-}
-
 static void session_release(Session *s);
 
 static uint64_t now_realtime(void) {
@@ -247,7 +221,7 @@ void session_finish(Session *s) {
         if (!session_output_drain(s))
                 return; /* the output window is full: Ack resumes this */
 
-        session_send_exited(s);
+        session_send_end(s);
         session_log(s, false);
         session_retire(s);
 }

@@ -152,6 +152,8 @@ Session *manager_find_session(Manager *m, uint32_t id, bool with_ended);
 int session_add_objects(Manager *m, sd_bus *bus);
 /* The object path of a session. */
 int session_object_path(uint32_t id, char **ret);
+/* The end, to the owner: the Exited signal, or Run's reply. */
+void session_send_end(Session *s);
 /* PropertiesChanged for the listed properties, unicast to the owner and to waiting connections. */
 void session_send_changed(Session *s, const char *const *properties);
 /* The session ended: every Wait() gets its answer. */
