@@ -31,7 +31,7 @@ int log_error_errno(int r, const char *fmt, ...) {
 
 void print_usage_line(FILE *f) {
         fputs("Usage: sandboxctl [-H [USER@]HOST | -M MACHINE | --address=ADDRESS | --bus-address=ADDRESS | "
-              "--system] {exec|run|list|status|wait|signal|kill|terminate} ... "
+              "--system] {exec|run|shell|list|status|wait|signal|kill|terminate} ... "
               "(see sandboxctl --help)\n", f);
 }
 
@@ -107,10 +107,16 @@ void print_help(void) {
                "        --profile=NAME      'default' or 'restricted'\n"
                "        --timeout=SECONDS   Kill the command after this long\n"
                "        --tag=TAG           A label for the session, shown by status\n"
+               "        --escape=CHAR|none  With -t: the escape character after Enter (default ~):\n"
+               "                            ~. disconnects, ~? lists the escapes, ~~ sends a ~\n"
                "  run [OPTIONS...] [--] CMD [ARG...]\n"
                "                            Run CMD to its end in one call, then print its output\n"
-               "                            and exit with its status; the options of exec but -t, and\n"
+               "                            and exit with its status; the options of exec but -t and\n"
+               "                            --escape, and\n"
                "        --max-output=BYTES  Keep at most this much of each stream (K, M: 1024-based)\n"
+               "  shell [OPTIONS...] [USER]\n"
+               "                            A login shell of USER (default: the caller) on a\n"
+               "                            terminal, in their home; the options of exec but -t, -u\n"
                "  list [--json=short|pretty] [--no-legend]\n"
                "                            List the sessions the caller may see\n"
                "  status [--json=short|pretty] ID\n"
@@ -340,4 +346,38 @@ bool terminal_get_size(struct winsize *ws) {
         if (ioctl(STDIN_FILENO, TIOCGWINSZ, ws) < 0 && ioctl(STDOUT_FILENO, TIOCGWINSZ, ws) < 0)
                 return false;
         return ws->ws_row > 0 && ws->ws_col > 0;
+}
+
+bool utf8_is_valid(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+
+        while (*p) {
+                uint32_t c;
+                size_t n;
+
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if (*p >= 0xc2 && *p <= 0xdf)
+                        n = 1, c = *p & 0x1f;
+                else if (*p >= 0xe0 && *p <= 0xef)
+                        n = 2, c = *p & 0x0f;
+                else if (*p >= 0xf0 && *p <= 0xf4)
+                        n = 3, c = *p & 0x07;
+                else
+                        return false;
+                for (size_t i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        c = (c << 6) | (p[i] & 0x3f);
+                }
+                /* Overlong forms, UTF-16 surrogates and past U+10FFFF are not UTF-8; sd-bus also
+                 * refuses the noncharacters. */
+                if ((n == 2 && c < 0x800) || (n == 3 && (c < 0x10000 || c > 0x10ffff)) ||
+                    (c >= 0xd800 && c <= 0xdfff) || (c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe)
+                        return false;
+                p += n + 1;
+        }
+        return true;
 }

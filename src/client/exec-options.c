@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandboxctl exec's and run's command line, parsed, and turned into the options of an Exec or Run call. */
+/* The command lines of sandboxctl exec, run and shell, parsed and turned into the options of Exec or Run. */
 
 #include <ctype.h>
 #include <errno.h>
@@ -121,6 +121,23 @@ static int parse_size(const char *s, uint64_t *ret) {
         return 0;
 }
 
+/* As ssh -e: one character, "^X" for a control character, or "none". */
+static int parse_escape_char(const char *s, int *ret) {
+        if (strcmp(s, "none") == 0) {
+                *ret = -1;
+                return 0;
+        }
+        if (s[0] == '^' && s[1] != 0 && s[2] == 0) {
+                *ret = (unsigned char) s[1] & 0x1f;
+                return 0;
+        }
+        if (s[0] != 0 && s[1] == 0) {
+                *ret = (unsigned char) s[0];
+                return 0;
+        }
+        return -EINVAL;
+}
+
 int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
         enum {
                 ARG_CWD = 0x100,
@@ -129,6 +146,7 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                 ARG_TIMEOUT,
                 ARG_TAG,
                 ARG_MAX_OUTPUT,
+                ARG_ESCAPE,
         };
         static const struct option options[] = {
                 { "help",    no_argument,       NULL, 'h' },
@@ -141,9 +159,12 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "tag",     required_argument, NULL, ARG_TAG },
                 { "max-output", required_argument, NULL, ARG_MAX_OUTPUT },
+                { "escape",  required_argument, NULL, ARG_ESCAPE },
                 {}
         };
         int c, r;
+
+        a->escape_char = '~';
 
         /* '+': the first non-option is the command; everything after it is the command's. */
         while ((c = getopt_long(argc, argv, "+:htu:e:", options, NULL)) >= 0)
@@ -152,6 +173,17 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         print_help();
                         return 0;
                 case 't':
+                case 'u':
+                        if (a->shell) {
+                                /* Always on a terminal; the user is the one argument. */
+                                log_usage_error("shell takes no -%c: sandboxctl shell [OPTIONS...] [USER]",
+                                                c);
+                                return -EINVAL;
+                        }
+                        if (c == 'u') {
+                                a->user = optarg;
+                                break;
+                        }
                         if (a->run) {
                                 /* Run relays nothing while the command runs: no keys, no window. */
                                 log_usage_error("run cannot use a terminal (its output is printed at "
@@ -162,9 +194,6 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         if (a->tty)
                                 a->force_tty = true;
                         a->tty = true;
-                        break;
-                case 'u':
-                        a->user = optarg;
                         break;
                 case ARG_CWD:
                         a->cwd = optarg;
@@ -231,11 +260,30 @@ int exec_args_parse(int argc, char *argv[], ExecArgs *a) {
                         }
                         a->have_max_output = true;
                         break;
+                case ARG_ESCAPE:
+                        if (a->run) {
+                                log_usage_error("--escape is an option of exec -t and shell");
+                                return -EINVAL;
+                        }
+                        if (parse_escape_char(optarg, &a->escape_char) < 0) {
+                                log_usage_error("invalid escape character '%s', expected one character, "
+                                                "^X or 'none'", optarg);
+                                return -EINVAL;
+                        }
+                        break;
                 default:
                         log_getopt_error(c, argv);
                         return -EINVAL;
                 }
 
+        if (a->shell) {
+                if (argc - optind > 1) {
+                        log_usage_error("shell takes at most one argument, the user");
+                        return -EINVAL;
+                }
+                a->user = argv[optind];         /* NULL: the caller's own user */
+                return 1;
+        }
         if (optind >= argc) {
                 log_usage_error("%s needs a command", a->run ? "run" : "exec");
                 return -EINVAL;
@@ -285,7 +333,52 @@ static int append_option_close(sd_bus_message *m) {
                 _r;                                                             \
         })
 
-static int append_env(sd_bus_message *m, const ExecArgs *a, const char *term) {
+/* With a terminal, as ssh's default SendEnv: the language and the colours the user reads in follow
+ * them into the command. Only these: the rest of our environment is ours, not the session's. */
+static bool env_key_is_passed(const char *e, size_t klen) {
+        return (klen == 4 && strncmp(e, "LANG", 4) == 0) ||
+                (klen == 9 && strncmp(e, "COLORTERM", 9) == 0) ||
+                (klen > 3 && strncmp(e, "LC_", 3) == 0);
+}
+
+/* A value with a '/' is a locale loaded from a path: the daemon refuses it for a command run as
+ * another user, and it names a file here, not one there. Such a value is left out rather than
+ * failing the command, as the variable would be on a host without that locale. A value that is not
+ * UTF-8 cannot travel in a D-Bus string. */
+static bool env_value_is_passed(const char *v) {
+        return !strchr(v, '/') && utf8_is_valid(v);
+}
+
+/* The entries of environ to pass on with --tty, borrowed, NULL-terminated; -e entries win. */
+static int env_collect_passed(const ExecArgs *a, const char ***ret) {
+        _cleanup_free_ const char **l = NULL;
+        size_t n = 0;
+
+        for (char **e = environ; e && *e; e++) {
+                const char *eq = strchr(*e, '=');
+                _cleanup_free_ char *key = NULL;
+                const char **nl;
+
+                if (!eq || eq == *e || !env_key_is_passed(*e, (size_t) (eq - *e)) ||
+                    !env_value_is_passed(eq + 1))
+                        continue;
+                key = strndup(*e, (size_t) (eq - *e));
+                if (!key)
+                        return -ENOMEM;
+                if (env_has(a, key))
+                        continue;
+                nl = realloc(l, (n + 2) * sizeof(char *));
+                if (!nl)
+                        return -ENOMEM;
+                l = nl;
+                l[n++] = *e;
+                l[n] = NULL;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int append_env(sd_bus_message *m, const ExecArgs *a, const char *term, const char *const *passed) {
         int r;
 
         r = append_option_open(m, "env", "as");
@@ -300,6 +393,11 @@ static int append_env(sd_bus_message *m, const ExecArgs *a, const char *term) {
                 if (asprintf(&entry, "TERM=%s", term) < 0)
                         return -ENOMEM;
                 r = sd_bus_message_append(m, "s", entry);
+                if (r < 0)
+                        return r;
+        }
+        for (const char *const *e = passed; e && *e; e++) {
+                r = sd_bus_message_append(m, "s", *e);
                 if (r < 0)
                         return r;
         }
@@ -338,6 +436,7 @@ static int append_rlimits(sd_bus_message *m, const ExecArgs *a) {
 int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, const bool pass_fd[3],
                              uint64_t output_window) {
         static const char *const fd_keys[3] = { "stdin", "stdout", "stderr" };
+        _cleanup_free_ const char **passed = NULL;
         const char *term = NULL;
         int r = 0;
 
@@ -362,10 +461,13 @@ int exec_args_append_options(sd_bus_message *m, const ExecArgs *a, const bool pa
                 term = getenv("TERM");
                 if (term && (term[0] == 0 || env_has(a, "TERM")))
                         term = NULL;
+                r = env_collect_passed(a, &passed);
+                if (r < 0)
+                        return r;
         }
 
-        if (a->n_env > 0 || term) {
-                r = append_env(m, a, term);
+        if (a->n_env > 0 || term || (passed && passed[0])) {
+                r = append_env(m, a, term, passed);
                 if (r < 0)
                         return r;
         }

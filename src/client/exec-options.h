@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandboxctl exec's and run's command line, parsed, and turned into the options of an Exec or Run call. */
+/* The command lines of sandboxctl exec, run and shell, parsed and turned into the options of Exec or Run. */
 #pragma once
 
 #include <stdbool.h>
@@ -15,8 +15,10 @@ typedef struct Rlimit {
 
 typedef struct ExecArgs {
         bool run;               /* set before parsing: the command line of run, for Run */
+        bool shell;             /* set before parsing: the command line of shell, [USER] */
         bool tty;
         bool force_tty;         /* -t given twice: a PTY even when stdin is not a terminal */
+        int escape_char;        /* with tty: ssh's escape character ('~'), -1 for none */
         const char *user;
         const char *cwd;
         const char *profile;

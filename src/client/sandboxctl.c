@@ -38,6 +38,7 @@ static const struct {
 } verbs[] = {
         { "exec",      verb_exec },
         { "run",       verb_run },
+        { "shell",     verb_shell },
         { "list",      verb_list },
         { "status",    verb_status },
         { "wait",      verb_wait },

@@ -40,6 +40,7 @@ typedef int (*verb_func_t)(Context *ctx, int argc, char *argv[]);
 
 int verb_exec(Context *ctx, int argc, char *argv[]);
 int verb_run(Context *ctx, int argc, char *argv[]);
+int verb_shell(Context *ctx, int argc, char *argv[]);
 int verb_list(Context *ctx, int argc, char *argv[]);
 int verb_signal(Context *ctx, int argc, char *argv[]);
 int verb_status(Context *ctx, int argc, char *argv[]);
@@ -72,6 +73,9 @@ bool terminal_get_size(struct winsize *ws);
 
 /* Writes all of buf, waiting on EAGAIN and retrying on EINTR. */
 int write_all(int fd, const void *buf, size_t size);
+
+/* Whether s is valid UTF-8, which is what a D-Bus string must be. */
+bool utf8_is_valid(const char *s);
 
 /* Appends ARG to the command line S (NULL or "" to start), after a space unless S is empty, quoted
  * for a POSIX shell where it needs it. Frees S and returns NULL on OOM. */

@@ -2,6 +2,7 @@
 /* sandboxctl exec: runs a command as a session and behaves like it: streams, terminal, exit status. */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,18 @@ typedef struct Exec {
         sd_event_source *stdin_retry;
         char stdin_buf[STDIN_CHUNK];    /* the chunk in flight, kept until the daemon has queued it */
         size_t stdin_size;
+        char stdin_next[STDIN_CHUNK];   /* read since, to be sent next */
+        size_t stdin_next_size;
         uint64_t stdin_retry_usec;
+        bool stdin_in_flight;
+        bool stdin_eof;         /* read to its end: CloseStdin once stdin_next is sent */
+        bool stdin_closed;
+        bool stdin_stopped;     /* the session takes no more input */
+
+        /* ssh's escapes (~. ~? ~~), with --tty */
+        bool line_start;        /* the last key sent was Enter, or none was */
+        bool escape_pending;    /* the escape character was typed at the start of a line */
+        bool disconnected;      /* ~. */
 
         bool pass_fd[3];        /* our fd N is handed to the daemon; the others are relayed over D-Bus */
         bool relay_output;      /* some Output signals are expected: flow control with Ack */
@@ -125,6 +137,7 @@ static void exec_send_resize(Exec *e) {
 }
 
 static void exec_stop_stdin(Exec *e) {
+        e->stdin_stopped = true;
         e->stdin_source = sd_event_source_disable_unref(e->stdin_source);
         e->stdin_retry = sd_event_source_disable_unref(e->stdin_retry);
 }
@@ -148,6 +161,37 @@ static int exec_send_stdin(Exec *e) {
         return sd_bus_call_async(e->ctx->bus, NULL, m, on_write_stdin_reply, e, 0);
 }
 
+/* One chunk in flight at a time, kept until the daemon has queued it; what is read meanwhile waits
+ * in stdin_next, and once that is full we stop reading. Reading on while a chunk is in flight is what
+ * lets the escape keys work when the other end hangs. At the end of input, CloseStdin follows the
+ * last chunk. */
+static void exec_flush_stdin(Exec *e) {
+        int r;
+
+        if (!e->have_id || e->stdin_in_flight || e->stdin_stopped)
+                return;
+        if (e->stdin_next_size == 0) {
+                if (e->stdin_eof && !e->stdin_closed) {
+                        e->stdin_closed = true;
+                        (void) exec_call(e, "CloseStdin", NULL, "u", e->id);
+                }
+                return;
+        }
+
+        memcpy(e->stdin_buf, e->stdin_next, e->stdin_next_size);
+        e->stdin_size = e->stdin_next_size;
+        e->stdin_next_size = 0;
+        r = exec_send_stdin(e);
+        if (r < 0) {
+                log_error_errno(r, "failed to send input: %m");
+                exec_stop_stdin(e);
+                return;
+        }
+        e->stdin_in_flight = true;
+        if (e->stdin_source)
+                (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_ON);
+}
+
 static int on_stdin_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         Exec *e = userdata;
         int r;
@@ -166,7 +210,7 @@ static int on_write_stdin_reply(sd_bus_message *m, void *userdata, sd_bus_error 
         const sd_bus_error *error = sd_bus_message_get_error(m);
         int r;
 
-        if (!e->stdin_source)
+        if (e->stdin_stopped)
                 return 0;
 
         if (sd_bus_error_has_name(error, SD_BUS_ERROR_LIMITS_EXCEEDED)) {
@@ -189,35 +233,102 @@ static int on_write_stdin_reply(sd_bus_message *m, void *userdata, sd_bus_error 
         }
 
         e->stdin_retry_usec = 0;
-        (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_ON);
+        e->stdin_in_flight = false;
+        exec_flush_stdin(e);
         return 0;
 }
 
-static int exec_read_stdin(Exec *e) {
-        ssize_t n;
-        int r;
+static void exec_escape_help(Exec *e) {
+        char c = (char) e->args->escape_char;
 
-        n = read(STDIN_FILENO, e->stdin_buf, sizeof e->stdin_buf);
+        /* The terminal is raw: each line ends in "\r\n". */
+        fprintf(stderr, "%c?\r\nSupported escape sequences:\r\n"
+                " %c.   - disconnect: end sandboxctl; the session is hung up\r\n"
+                " %c?   - this message\r\n"
+                " %c%c   - send the escape character by typing it twice\r\n"
+                "(Note that escapes are only recognized immediately after newline.)\r\n", c, c, c, c, c);
+}
+
+static void exec_escape_disconnect(Exec *e) {
+        e->disconnected = true;
+        exec_stop_stdin(e);
+        exec_finish(e, EXIT_CONNECTION_LOST);
+        fprintf(stderr, "%c.\nsandboxctl: disconnected", e->args->escape_char);
+        if (e->have_id)
+                fprintf(stderr, "; session %" PRIu32 " is hung up as its owner went away", e->id);
+        fputc('\n', stderr);
+}
+
+/* Appends what was read to stdin_next, taking out ssh's escapes: the escape character right after
+ * Enter (or first of all) starts one. Returns false when sandboxctl is to end. */
+static bool exec_take_input(Exec *e, const char *buf, size_t n) {
+        int esc = e->args->tty ? e->args->escape_char : -1;
+
+        for (size_t i = 0; i < n; i++) {
+                char c = buf[i];
+
+                if (esc < 0) {
+                        e->stdin_next[e->stdin_next_size++] = c;
+                        continue;
+                }
+                if (e->escape_pending) {
+                        e->escape_pending = false;
+                        if (c == '.') {
+                                exec_escape_disconnect(e);
+                                return false;
+                        }
+                        if (c == '?') {
+                                /* Still at the start of a line, as ssh: another escape may follow. */
+                                exec_escape_help(e);
+                                continue;
+                        }
+                        /* Not an escape: the held-back character goes out, once for "~~". */
+                        if (c != (char) esc)
+                                e->stdin_next[e->stdin_next_size++] = (char) esc;
+                } else if (e->line_start && c == (char) esc) {
+                        e->escape_pending = true;
+                        continue;
+                }
+                e->line_start = c == '\r' || c == '\n';
+                e->stdin_next[e->stdin_next_size++] = c;
+        }
+        return true;
+}
+
+static int exec_read_stdin(Exec *e) {
+        size_t room = sizeof e->stdin_next - e->stdin_next_size;
+        char buf[STDIN_CHUNK];
+        ssize_t n;
+
+        /* One byte kept free: a held-back escape character can come out with the next one. */
+        if (room < 2) {
+                (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
+                return 0;
+        }
+        n = read(STDIN_FILENO, buf, room - 1);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return 0;
-        if (n <= 0) {
-                /* EOF: pass it on. A read error (a terminal hung up) is the end of input too. */
-                exec_stop_stdin(e);
-                if (n == 0)
-                        (void) exec_call(e, "CloseStdin", NULL, "u", e->id);
-                return 0;
-        }
-
-        e->stdin_size = (size_t) n;
-        r = exec_send_stdin(e);
-        if (r < 0) {
-                log_error_errno(r, "failed to send input: %m");
+        if (n < 0) {
+                /* A read error (a terminal hung up) is the end of input too, but no EOF to pass on. */
                 exec_stop_stdin(e);
                 return 0;
         }
+        if (n == 0) {
+                /* EOF: pass it on, after what is still to be sent. */
+                if (e->escape_pending)
+                        e->stdin_next[e->stdin_next_size++] = (char) e->args->escape_char;
+                e->escape_pending = false;
+                e->stdin_eof = true;
+                e->stdin_source = sd_event_source_disable_unref(e->stdin_source);
+                exec_flush_stdin(e);
+                return 0;
+        }
 
-        /* One chunk in flight at a time: it is kept until the daemon has queued it. */
-        (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
+        if (!exec_take_input(e, buf, (size_t) n))
+                return 0;
+        if (sizeof e->stdin_next - e->stdin_next_size < 2)
+                (void) sd_event_source_set_enabled(e->stdin_source, SD_EVENT_OFF);
+        exec_flush_stdin(e);
         return 0;
 }
 
@@ -366,7 +477,10 @@ static int on_exec_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         if (e->done)
                 return 0;
 
-        if (!e->pass_fd[STDIN_FILENO] && exec_start_stdin(e) < 0) {
+        /* On a terminal it has been read from the start, for the escapes: send what was typed. */
+        if (e->args->tty)
+                exec_flush_stdin(e);
+        else if (!e->pass_fd[STDIN_FILENO] && exec_start_stdin(e) < 0) {
                 exec_finish(e, EXIT_CONNECTION_LOST);
                 return 0;
         }
@@ -506,6 +620,17 @@ static int exec_run(Exec *e) {
                 return log_error_errno(r, "failed to call Exec: %m");
         }
 
+        /* A terminal is read from the start, so that ~. works even when Exec gets no answer; what is
+         * typed before the reply is sent after it. */
+        e->line_start = true;
+        if (e->args->tty) {
+                r = exec_start_stdin(e);
+                if (r < 0) {
+                        exec_restore_terminal(e);
+                        return r;
+                }
+        }
+
         r = sd_event_loop(e->event);
         exec_restore_terminal(e);
         if (r < 0)
@@ -513,28 +638,57 @@ static int exec_run(Exec *e) {
         return 0;
 }
 
-int verb_exec(Context *ctx, int argc, char *argv[]) {
-        _cleanup_(exec_args_done) ExecArgs args = {};
-        _cleanup_(exec_done) Exec e = { .ctx = ctx, .args = &args };
+/* Runs the parsed command line to its end; returns sandboxctl's exit status. */
+static int exec_command(Context *ctx, ExecArgs *args) {
+        _cleanup_(exec_done) Exec e = { .ctx = ctx, .args = args };
         int r;
-
-        r = exec_args_parse(argc, argv, &args);
-        if (r <= 0)
-                return r == 0 ? 0 : r == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
 
         /* As ssh does: on a PTY, bytes from a pipe or file would be taken as typed keys (0x03 as
          * Ctrl-C, 0x04 as EOF) and echoed back; -tt says that is what the caller wants. */
-        if (args.tty && !args.force_tty && isatty(STDIN_FILENO) == 0) {
-                fputs("sandboxctl: Pseudo-terminal will not be allocated because stdin is not a terminal "
-                      "(-tt forces one).\n", stderr);
-                args.tty = false;
+        if (args->tty && !args->force_tty && isatty(STDIN_FILENO) == 0) {
+                fprintf(stderr, "sandboxctl: Pseudo-terminal will not be allocated because stdin is not a "
+                        "terminal%s.\n", args->shell ? "" : " (-tt forces one)");
+                args->tty = false;
         }
 
         if (context_connect(ctx) < 0)
                 return EXIT_FAILED;
 
         r = exec_run(&e);
+        if (e.disconnected)
+                /* The other end may be hung: flushing what is queued for it, on the way out, would
+                 * wait for ever. */
+                sd_bus_close(ctx->bus);
         if (r < 0)
                 return e.have_id ? EXIT_CONNECTION_LOST : EXIT_FAILED;
         return e.exit_status;
+}
+
+int verb_exec(Context *ctx, int argc, char *argv[]) {
+        _cleanup_(exec_args_done) ExecArgs args = {};
+        int r;
+
+        r = exec_args_parse(argc, argv, &args);
+        if (r <= 0)
+                return r == 0 ? 0 : r == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
+        return exec_command(ctx, &args);
+}
+
+int verb_shell(Context *ctx, int argc, char *argv[]) {
+        /* The login shell of the session's user, as machinectl shell starts it. The daemon puts that
+         * user's passwd shell in $SHELL and starts in their home (else /), so nothing is looked up
+         * here, and it works the same with a remote daemon. Exec has no separate argv[0] to give
+         * the shell a '-' name, and dash's exec has no -a: so -l, which bash, zsh, dash, ksh, fish
+         * and tcsh all take as "login shell". */
+        static char *shell_command[] = { (char *) "/bin/sh", (char *) "-c", (char *) "exec \"$SHELL\" -l",
+                                         NULL };
+        _cleanup_(exec_args_done) ExecArgs args = { .shell = true };
+        int r;
+
+        r = exec_args_parse(argc, argv, &args);
+        if (r <= 0)
+                return r == 0 ? 0 : r == -EINVAL ? EXIT_USAGE : EXIT_FAILED;
+        args.command = shell_command;
+        args.tty = true;
+        return exec_command(ctx, &args);
 }
