@@ -12,6 +12,8 @@ packages=(
         # the real parts the tests run against
         dbus dbus-daemon dbus-bin systemd systemd-container polkitd util-linux procps passwd
         tmux bash-completion
+        # zsh, to load and type its completion of sandboxctl in (tests/client/test_completion_more.py)
+        zsh
         # the test runner
         python3 python3-pytest python3-jeepney
         # client libraries the peer-to-peer socket is tested with (test_client_libraries.py)

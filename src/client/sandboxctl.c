@@ -294,7 +294,7 @@ int context_connect(Context *ctx) {
         r = connect_bus(&ctx->bus);
         if (r < 0)
                 return r;
-        ctx->destination = arg_transport == TRANSPORT_PEER ? NULL : SANDBOX_SERVICE;
+        ctx->destination = arg_transport == TRANSPORT_PEER ? NULL : SANDBOX_BUS_NAME;
         return 0;
 }
 
@@ -321,7 +321,7 @@ bool context_explain_wrong_address(Context *ctx, const sd_bus_error *error) {
 
         log_error_errno(0, "%s is the address of a D-Bus bus, not of sandboxd's peer-to-peer socket: "
                         "use --bus-address=%s to reach %s on that bus", arg_address, arg_address,
-                        SANDBOX_SERVICE);
+                        SANDBOX_BUS_NAME);
         return true;
 }
 

@@ -9,11 +9,8 @@
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+#include "sandbox-api.h"
 
-#define SANDBOX_SERVICE "org.example.Sandbox1"
-#define SANDBOX_PATH "/org/example/Sandbox1"
-#define SANDBOX_INTERFACE "org.example.Sandbox1"
-#define SANDBOX_ERROR_PREFIX "org.example.Sandbox1.Error."
 
 /* Exit statuses of sandboxctl itself, apart from those it passes on from the command. */
 enum {

@@ -107,7 +107,7 @@ static int exec_call(Exec *e, const char *member, sd_bus_message_handler_t callb
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(e->ctx->bus, &m, e->ctx->destination, SANDBOX_PATH,
+        r = sd_bus_message_new_method_call(e->ctx->bus, &m, e->ctx->destination, SANDBOX_OBJECT_PATH,
                                            SANDBOX_INTERFACE, member);
         if (r < 0)
                 return r;
@@ -148,7 +148,7 @@ static int exec_send_stdin(Exec *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_method_call(e->ctx->bus, &m, e->ctx->destination, SANDBOX_PATH,
+        r = sd_bus_message_new_method_call(e->ctx->bus, &m, e->ctx->destination, SANDBOX_OBJECT_PATH,
                                            SANDBOX_INTERFACE, "WriteStdin");
         if (r < 0)
                 return r;
@@ -585,7 +585,7 @@ static int exec_run(Exec *e) {
                 return log_error_errno(r, "failed to watch the connection: %m");
 
         /* Before Exec, so that no Output or Exited can slip by. */
-        r = sd_bus_match_signal(bus, &e->match_slot, NULL, SANDBOX_PATH, SANDBOX_INTERFACE, NULL,
+        r = sd_bus_match_signal(bus, &e->match_slot, NULL, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, NULL,
                                 on_session_signal, e);
         if (r < 0)
                 return log_error_errno(r, "failed to subscribe to the session's signals: %m");
@@ -599,7 +599,7 @@ static int exec_run(Exec *e) {
                 e->pass_fd[fd] = can_pass && isatty(fd) == 0;
         e->relay_output = !e->pass_fd[STDOUT_FILENO] || !e->pass_fd[STDERR_FILENO];
 
-        r = sd_bus_message_new_method_call(bus, &m, e->ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE,
+        r = sd_bus_message_new_method_call(bus, &m, e->ctx->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
                                            "Exec");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, e->args->command);

@@ -188,7 +188,7 @@ int verb_list(Context *ctx, int argc, char *argv[]) {
         if (context_connect(ctx) < 0)
                 return EXIT_FAILED;
 
-        r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE, "ListSessions",
+        r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "ListSessions",
                                &error, &reply, "");
         if (r < 0) {
                 if (context_explain_wrong_address(ctx, &error))

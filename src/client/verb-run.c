@@ -131,7 +131,7 @@ int verb_run(Context *ctx, int argc, char *argv[]) {
                 args.stdin_data = input;
         }
 
-        r = sd_bus_message_new_method_call(ctx->bus, &m, ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE,
+        r = sd_bus_message_new_method_call(ctx->bus, &m, ctx->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE,
                                            "Run");
         if (r >= 0)
                 r = sd_bus_message_append_strv(m, args.command);

@@ -16,7 +16,6 @@
 #include "json.h"
 #include "sandboxctl.h"
 
-#define SANDBOX_SESSION_INTERFACE SANDBOX_INTERFACE ".Session"
 #define TERMINATE_GRACE_DEFAULT_USEC (10ULL * 1000000ULL)
 
 /* The properties of org.example.Sandbox1.Session, in the order of api.md's table: the order of
@@ -45,7 +44,7 @@ static int session_open(Context *ctx, uint32_t id, char **ret_path, const char *
 
         if (context_connect(ctx) < 0)
                 return EXIT_FAILED;
-        r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE, "GetSession",
+        r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "GetSession",
                                &error, &reply, "u", id);
         if (r < 0) {
                 if (context_explain_wrong_address(ctx, &error))

@@ -28,7 +28,7 @@ int verb_signal(Context *ctx, int argc, char *argv[]) {
         if (context_connect(ctx) < 0)
                 return EXIT_FAILED;
 
-        r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_PATH, SANDBOX_INTERFACE, "Signal",
+        r = sd_bus_call_method(ctx->bus, ctx->destination, SANDBOX_OBJECT_PATH, SANDBOX_INTERFACE, "Signal",
                                &error, NULL, "ui", id, (int32_t) sig);
         if (r < 0) {
                 if (context_explain_wrong_address(ctx, &error))

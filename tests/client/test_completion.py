@@ -31,7 +31,10 @@ def test_syntax():
 
 @pytest.mark.skipif(not os.path.exists(BASH_COMPLETION), reason='bash-completion not installed')
 def test_complete():
-    assert complete('') == sorted(['exec', 'run', 'list', 'status', 'wait', 'signal', 'kill', 'terminate'])
+    assert complete('') == sorted(['exec', 'run', 'shell', 'list', 'status', 'wait', 'signal', 'kill',
+                                   'terminate'])
+    assert complete('-H', 'somehost', 'sh') == ['shell']
+    assert complete('shell', '--esc') == ['--escape=']
     assert complete('--ad') == ['--address=']
     assert complete('exec', '--pro') == ['--profile=']
     assert complete('exec', '--profile', '') == ['default', 'restricted']
