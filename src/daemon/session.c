@@ -445,6 +445,8 @@ static void session_release(Session *s) {
         }
         s->stdin_tail = NULL;
         s->run = run_sink_free(m, s->owner_uid, s->run);
+        /* One running session fewer: the daemon may be idle now, record or not. */
+        manager_check_idle(m);
 }
 
 Session *session_free(Session *s) {

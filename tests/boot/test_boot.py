@@ -372,23 +372,27 @@ def test_idle_exit(container):
     c = container
     c.write_file(f'{DROPIN_DIR}/50-idle.conf',
                  '[Service]\nExecStart=\nExecStart=/usr/libexec/sandboxd --idle-timeout=2\n')
-    assert c.run('systemctl', 'daemon-reload').returncode == 0
-    c.stop_service()
-    r = c.run('busctl', f'--address=unix:path={IO_SOCKET}', 'call', BUS_NAME, OBJECT, INTERFACE,
-              'Exec', 'asa{sv}', '1', '/bin/true', '0')
-    assert r.returncode == 0, r.stderr
-    assert '--idle-timeout=2' in c.run('systemctl', 'show', '-P', 'ExecStart',
-                                       'sandboxd.service').stdout
-    started = time.monotonic()
-    c.wait_for('sandboxd.service to exit when idle',
-               lambda: c.run('systemctl', 'is-active', 'sandboxd.service').stdout.strip()
-               == 'inactive', timeout=15)
-    assert time.monotonic() - started >= 1.0, 'exited before its idle timeout'
-    assert c.unit_property('sandboxd.service', 'Result') == 'success'
-    assert c.run('pgrep', '-x', 'sandboxd').returncode == 1
-    # The socket listens again, and the next client starts it again.
-    assert c.run('systemctl', 'is-active', 'sandboxd.socket').stdout.strip() == 'active'
     try:
+        assert c.run('systemctl', 'daemon-reload').returncode == 0
+        c.stop_service()
+        r = c.run('busctl', f'--address=unix:path={IO_SOCKET}', 'call', BUS_NAME, OBJECT, INTERFACE,
+                  'Exec', 'asa{sv}', '1', '/bin/true', '0')
+        assert r.returncode == 0, r.stderr
+        assert '--idle-timeout=2' in c.run('systemctl', 'show', '-P', 'ExecStart',
+                                           'sandboxd.service').stdout
+        started = time.monotonic()
+        try:
+            c.wait_for('sandboxd.service to exit when idle',
+                       lambda: c.run('systemctl', 'is-active', 'sandboxd.service').stdout.strip()
+                       == 'inactive', timeout=15)
+        except BaseException:
+            print(c.run('journalctl', '--no-pager', '-u', 'sandboxd.service', '-n', '40').stdout)
+            raise
+        assert time.monotonic() - started >= 1.0, 'exited before its idle timeout'
+        assert c.unit_property('sandboxd.service', 'Result') == 'success'
+        assert c.run('pgrep', '-x', 'sandboxd').returncode == 1
+        # The socket listens again, and the next client starts it again.
+        assert c.run('systemctl', 'is-active', 'sandboxd.socket').stdout.strip() == 'active'
         r = c.run('busctl', f'--address=unix:path={IO_SOCKET}', 'call', BUS_NAME, OBJECT,
                   INTERFACE, 'Exec', 'asa{sv}', '1', '/bin/true', '0')
         assert r.returncode == 0, r.stderr

@@ -395,7 +395,8 @@ BASH_COMPLETION = '/usr/share/bash-completion/bash_completion'
 @pytest.mark.skipif(not os.path.exists(BASH_COMPLETION), reason='bash-completion not installed')
 def test_completion():
     from test_completion import complete
-    assert complete('') == sorted(['exec', 'run', 'list', 'status', 'wait', 'signal', 'kill', 'terminate'])
+    assert complete('') == sorted(['exec', 'run', 'shell', 'list', 'status', 'wait', 'signal', 'kill',
+                                   'terminate'])
     assert complete('run', '--max') == ['--max-output=']
     assert '--tty' not in complete('run', '--')
     assert complete('status', '--js') == ['--json=']

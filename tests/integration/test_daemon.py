@@ -37,6 +37,21 @@ def test_idle_timeout(harness):
     assert harness.daemon.returncode == 0, harness.log()
 
 
+def test_idle_exit_when_a_session_outlives_its_client(harness):
+    """The client leaves right after Exec, its session ends later (busctl's way): the daemon is
+    idle once the session has ended, and exits. (Since ended sessions are kept as records, the end
+    itself had stopped counting as a change that may make the daemon idle.)"""
+    harness.expect_exit = True
+    harness.start(idle_timeout=1)
+    c = harness.client()
+    c.exec(['/bin/sleep', '0.5'])
+    c.close()
+    harness.clients.remove(c)
+    assert wait_until(lambda: not harness.alive(), 6, 0.05), \
+        'did not exit after its last session ended and --idle-timeout passed'
+    assert harness.daemon.returncode == 0, harness.log()
+
+
 def test_no_idle_exit_with_zero(p2p_harness):
     p2p_harness.start(idle_timeout=0)
     time.sleep(1.5)
