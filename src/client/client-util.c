@@ -117,7 +117,7 @@ void print_help(void) {
                "  shell [OPTIONS...] [USER]\n"
                "                            A login shell of USER (default: the caller) on a\n"
                "                            terminal, in their home; the options of exec but -t, -u\n"
-               "  list [--json=short|pretty] [--no-legend]\n"
+               "  list [--json=short|pretty] [--no-legend|-q]\n"
                "                            List the sessions the caller may see\n"
                "  status [--json=short|pretty] ID\n"
                "                            Show the state and properties of session ID\n"

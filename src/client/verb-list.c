@@ -157,6 +157,7 @@ int verb_list(Context *ctx, int argc, char *argv[]) {
                 { "help",      no_argument,       NULL, 'h' },
                 { "json",      optional_argument, NULL, ARG_JSON },
                 { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },
+                { "quiet",     no_argument,       NULL, 'q' },
                 {}
         };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -166,18 +167,19 @@ int verb_list(Context *ctx, int argc, char *argv[]) {
         bool legend = true;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+:hq", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         print_help();
                         return 0;
+                case 'q': /* as systemctl's list verbs: the table without its header */
+                case ARG_NO_LEGEND:
+                        legend = false;
+                        break;
                 case ARG_JSON:
                         if (json_mode_from_string(optarg, &json) < 0)
                                 return log_usage_error("invalid --json= mode '%s', expected short, pretty "
                                                        "or off", optarg);
-                        break;
-                case ARG_NO_LEGEND:
-                        legend = false;
                         break;
                 default:
                         return log_getopt_error(c, argv);

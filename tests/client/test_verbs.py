@@ -338,8 +338,11 @@ def test_list_json(daemon):
         pretty = ctl(daemon.address, 'list', '--json=pretty')
         assert pretty.returncode == 0 and json.loads(pretty.stdout) == got and pretty.stdout.count(b'\n') > 2
         # The table without its header.
-        r = ctl(daemon.address, 'list', '--no-legend')
-        assert [int(line.split()[0]) for line in r.stdout.decode().splitlines()] == [s['Id'] for s in got]
+        for opt in ('--no-legend', '-q', '--quiet'):
+            r = ctl(daemon.address, 'list', opt)
+            assert r.returncode == 0, (opt, r.stderr)
+            assert [int(line.split()[0]) for line in r.stdout.decode().splitlines()] == \
+                [s['Id'] for s in got], opt
     finally:
         for p, _ in procs:
             stop(p)
