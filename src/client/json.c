@@ -8,6 +8,7 @@
 
 #include "json.h"
 #include "macro.h"
+#include "sandboxctl.h"
 
 int json_mode_from_string(const char *s, JsonMode *ret) {
         if (!s || streq(s, "short"))
@@ -18,6 +19,12 @@ int json_mode_from_string(const char *s, JsonMode *ret) {
                 *ret = JSON_OFF;
         else
                 return -EINVAL;
+        return 0;
+}
+
+int json_mode_from_arg(const char *s, JsonMode *ret) {
+        if (json_mode_from_string(s, ret) < 0)
+                return log_usage_error("invalid --json= mode '%s', expected short, pretty or off", s);
         return 0;
 }
 

@@ -15,6 +15,8 @@ typedef enum JsonMode {
 
 /* "short", "pretty" or "off" (NULL: short, for a bare --json); -EINVAL for anything else. */
 int json_mode_from_string(const char *s, JsonMode *ret);
+/* The same for an option's argument: 0, or the usage error (EXIT_USAGE), logged. */
+int json_mode_from_arg(const char *s, JsonMode *ret);
 
 typedef struct JsonWriter {
         FILE *f;

@@ -177,9 +177,9 @@ int verb_list(Context *ctx, int argc, char *argv[]) {
                         legend = false;
                         break;
                 case ARG_JSON:
-                        if (json_mode_from_string(optarg, &json) < 0)
-                                return log_usage_error("invalid --json= mode '%s', expected short, pretty "
-                                                       "or off", optarg);
+                        r = json_mode_from_arg(optarg, &json);
+                        if (r != 0)
+                                return r;
                         break;
                 default:
                         return log_getopt_error(c, argv);

@@ -399,9 +399,9 @@ int verb_status(Context *ctx, int argc, char *argv[]) {
                         print_help();
                         return 0;
                 case ARG_JSON:
-                        if (json_mode_from_string(optarg, &json) < 0)
-                                return log_usage_error("invalid --json= mode '%s', expected short, pretty "
-                                                       "or off", optarg);
+                        r = json_mode_from_arg(optarg, &json);
+                        if (r != 0)
+                                return r;
                         break;
                 default:
                         return log_getopt_error(c, argv);

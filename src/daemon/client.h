@@ -47,6 +47,7 @@ struct Client {
         bool exec_in_turn;
         Waiter *waiters;                /* its pending Wait() calls */
         unsigned n_waiters;
+        uint64_t changed_stamp;         /* the last PropertiesChanged it was sent, see session-dbus.c */
         LIST_FIELDS(Client, clients);
 };
 

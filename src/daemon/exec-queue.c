@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bus-error.h"
 #include "client.h"
@@ -16,14 +15,9 @@ struct ExecQueued {
         ExecQueued *next;
 };
 
+/* What a waiting Exec holds: its argv and env, the parse's count, and the rest roughly. */
 static uint64_t request_size(const ExecRequest *req) {
-        uint64_t size = sizeof(ExecQueued) + 1024; /* the message's header and options, roughly */
-
-        for (char **s = req->argv; s && *s; s++)
-                size += strlen(*s) + 1 + sizeof(char *);
-        for (char **s = req->env; s && *s; s++)
-                size += strlen(*s) + 1 + sizeof(char *);
-        return size;
+        return sizeof(ExecQueued) + 1024 + req->args_size + req->stdin_data_size;
 }
 
 static ExecQueued *queued_free(ExecQueued *q) {

@@ -430,5 +430,6 @@ int exec_request_parse(sd_bus_message *m, ExecRequest *req, sd_bus_error *error)
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
+        req->args_size = total;
         return check_request(req, output_window_set, on_output_limit_set, error);
 }

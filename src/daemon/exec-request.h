@@ -37,6 +37,7 @@ typedef struct ExecRequest {
         ExecKind kind;                  /* set before parsing */
         char **argv;
         char **env;                     /* validated KEY=VALUE entries, in the caller's order */
+        size_t args_size;               /* argv and env, as counted against EXEC_TOTAL_MAX */
         char *cwd;                      /* NULL: the user's home */
         char *user;                     /* NULL: the caller */
         bool tty;

@@ -161,6 +161,7 @@ struct Manager {
         Session *ended_first, *ended_last; /* ... oldest first */
         Hashmap *ended_per_uid;         /* owner uid -> ended records */
         uint64_t retain_usec;           /* --retain-sec= */
+        uint64_t changed_stamp;         /* counts PropertiesChanged sendings, see session-dbus.c */
         Hashmap *bus_clients;           /* unique name -> Client */
         Hashmap *p2p_by_bus;            /* sd_bus -> Client, for peer-to-peer connections */
         Hashmap *sessions_per_uid;      /* owner uid -> count, see uid_count_get() */

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "client.h"
 #include "log.h"
@@ -154,32 +153,6 @@ char *utf8_sanitize(const void *data, size_t size, size_t max, bool *ret_cut) {
         return out;
 }
 
-static int append_info(sd_bus_message *reply, Session *s, const bool truncated[2]) {
-        struct timespec ts;
-        uint64_t now, runtime;
-        int r;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-        runtime = now > s->start_usec ? now - s->start_usec : 0;
-
-        r = sd_bus_message_open_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
-                                  "id", "u", s->id,
-                                  "pid", "u", (uint32_t) s->pid,
-                                  "end-reason", "s", end_reason_to_string(s->end_reason),
-                                  "stdout-bytes", "t", s->out_bytes[0],
-                                  "stderr-bytes", "t", s->out_bytes[1],
-                                  "stdout-truncated", "b", truncated[0],
-                                  "stderr-truncated", "b", truncated[1],
-                                  "runtime-usec", "t", runtime);
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(reply);
-}
-
 int run_sink_reply(Session *s) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         RunSink *rs = s->run;
@@ -211,7 +184,7 @@ int run_sink_reply(Session *s) {
                 if (r < 0)
                         return r;
         }
-        r = append_info(reply, s, truncated);
+        r = session_append_info(reply, s, truncated);
         if (r < 0)
                 return r;
         return sd_bus_send(sd_bus_message_get_bus(rs->call), reply, NULL);

@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bus-error.h"
 #include "client.h"
 #include "log.h"
+#include "parse.h"
 #include "run.h"
 #include "session.h"
 #include "strv.h"
@@ -189,7 +189,7 @@ static int signal_argument(sd_bus_message *msg, int32_t *ret, sd_bus_error *erro
 
         if (r < 0)
                 return r;
-        if (*ret < 1 || *ret > 64)
+        if (!signal_valid(*ret))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Invalid 'signal': %i is not a signal number (1..64).", *ret);
         return 0;
@@ -313,15 +313,34 @@ static int method_open_pidfd(sd_bus_message *msg, void *userdata, sd_bus_error *
         return sd_bus_reply_method_return(msg, "h", s->pidfd);
 }
 
+/* Until the leader exited, or until now while it runs. */
 static uint64_t runtime_usec(const Session *s) {
-        uint64_t end = s->ended ? s->end_realtime : 0;
-        struct timespec ts;
+        uint64_t end = s->end_usec;
 
-        if (!end) {
-                (void) clock_gettime(CLOCK_REALTIME, &ts);
-                end = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-        }
-        return end > s->start_realtime ? end - s->start_realtime : 0;
+        if (end == 0)
+                (void) sd_event_now(s->manager->event, CLOCK_MONOTONIC, &end);
+        return end > s->start_usec ? end - s->start_usec : 0;
+}
+
+int session_append_info(sd_bus_message *m, const Session *s, const bool truncated[2]) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "{sv}{sv}{sv}{sv}{sv}",
+                                          "id", "u", s->id,
+                                          "pid", "u", (uint32_t) s->pid,
+                                          "end-reason", "s", end_reason_to_string(s->end_reason),
+                                          "stdout-bytes", "t", s->out_bytes[0],
+                                          "stderr-bytes", "t", s->out_bytes[1]);
+        if (r >= 0 && truncated)
+                r = sd_bus_message_append(m, "{sv}{sv}", "stdout-truncated", "b", truncated[0],
+                                          "stderr-truncated", "b", truncated[1]);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "{sv}", "runtime-usec", "t", runtime_usec(s));
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
 }
 
 static int reply_wait(Session *s, sd_bus_message *call) {
@@ -333,13 +352,7 @@ static int reply_wait(Session *s, sd_bus_message *call) {
                 r = sd_bus_message_append(reply, "iis", s->exit_code, s->exit_signal,
                                           end_reason_to_string(s->end_reason));
         if (r >= 0)
-                r = sd_bus_message_append(reply, "a{sv}", 6,
-                                          "id", "u", s->id,
-                                          "pid", "u", (uint32_t) s->pid,
-                                          "end-reason", "s", end_reason_to_string(s->end_reason),
-                                          "stdout-bytes", "t", s->out_bytes[0],
-                                          "stderr-bytes", "t", s->out_bytes[1],
-                                          "runtime-usec", "t", runtime_usec(s));
+                r = session_append_info(reply, s, NULL);
         if (r >= 0)
                 r = sd_bus_send(sd_bus_message_get_bus(call), reply, NULL);
         return r;
@@ -436,23 +449,24 @@ static int send_changed_to(Session *s, Client *c, const char *path, const char *
 
 void session_send_changed(Session *s, const char *const *properties) {
         _cleanup_free_ char *path = NULL;
+        uint64_t stamp = ++s->manager->changed_stamp;
         int r;
 
         if (session_object_path(s->id, &path) < 0)
                 return;
+        /* Each connection once: the owner, and every other one with a Wait() pending here (a
+         * connection may have several). The stamp marks those already told. */
+        if (s->owner)
+                s->owner->changed_stamp = stamp;
+        for (Waiter *w = s->waiters; w; w = w->by_session_next)
+                if (w->client->changed_stamp != stamp) {
+                        w->client->changed_stamp = stamp;
+                        r = send_changed_to(s, w->client, path, properties);
+                        if (r < 0)
+                                log_debug_errno(r, "Session %u: cannot send PropertiesChanged: %m", s->id);
+                }
         if (s->owner) {
                 r = send_changed_to(s, s->owner, path, properties);
-                if (r < 0)
-                        log_debug_errno(r, "Session %u: cannot send PropertiesChanged: %m", s->id);
-        }
-        for (Waiter *w = s->waiters; w; w = w->by_session_next) {
-                bool seen = w->client == s->owner;
-
-                for (Waiter *x = s->waiters; x != w && !seen; x = x->by_session_next)
-                        seen = x->client == w->client;
-                if (seen)
-                        continue;
-                r = send_changed_to(s, w->client, path, properties);
                 if (r < 0)
                         log_debug_errno(r, "Session %u: cannot send PropertiesChanged: %m", s->id);
         }

@@ -240,6 +240,7 @@ static void session_exited(Session *s) {
                 return;
 
         s->leader_exited = true;
+        (void) sd_event_now(s->manager->event, CLOCK_MONOTONIC, &s->end_usec);
         if (si.si_code == CLD_EXITED) {
                 s->exit_code = si.si_status;
                 s->exit_signal = 0;
@@ -359,6 +360,8 @@ void session_shutdown(Session *s) {
         (void) session_signal(s, SIGKILL);
         session_release(s);
         s->end_realtime = now_realtime();
+        if (s->end_usec == 0)
+                (void) sd_event_now(s->manager->event, CLOCK_MONOTONIC, &s->end_usec);
         session_answer_waiters(s);
         session_free(s);
 }
@@ -472,9 +475,7 @@ Session *session_free(Session *s) {
         free(s->user_name);
         free(s->tag);
         free(s->cwd);
-
-        manager_check_idle(m);
-        free(s);
+        free(s); /* session_release() re-checked idleness */
         return NULL;
 }
 

@@ -87,7 +87,7 @@ struct Session {
         int exit_code, exit_signal;
 
         char *tag;                      /* the 'tag' option, or NULL */
-        uint64_t start_usec;            /* CLOCK_MONOTONIC */
+        uint64_t start_usec, end_usec;  /* CLOCK_MONOTONIC: start, and the leader's exit (0 before) */
         uint64_t out_bytes[2];          /* what each stream wrote, whether relayed or not */
         uint64_t max_output;            /* per stream, with max_output_set */
         bool max_output_set;
@@ -152,6 +152,9 @@ Session *manager_find_session(Manager *m, uint32_t id, bool with_ended);
 int session_add_objects(Manager *m, sd_bus *bus);
 /* The object path of a session. */
 int session_object_path(uint32_t id, char **ret);
+/* The a{sv} info of Run's reply and Wait's (id, pid, end-reason, the bytes of each stream,
+ * runtime-usec), with the truncation flags of Run where truncated is not NULL. */
+int session_append_info(sd_bus_message *m, const Session *s, const bool truncated[2]);
 /* The end, to the owner: the Exited signal, or Run's reply. */
 void session_send_end(Session *s);
 /* PropertiesChanged for the listed properties, unicast to the owner and to waiting connections. */

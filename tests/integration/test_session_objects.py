@@ -289,3 +289,23 @@ def test_waiter_is_told_when_the_owner_leaves(harness):
     assert any('Owner' in d and d['Owner'][1] == '' for d in changed), changed
     assert any('State' in d and d['State'][1] == 'ended' for d in changed), changed
     k.close()
+
+
+def test_bad_input_on_session_objects(harness):
+    """Bad arguments name the field; paths that are not a session's id in its one decimal
+    spelling are UnknownObject, never another session."""
+    c = start(harness)
+    sid, _ = c.exec(['sleep', '30'])
+    for member, sig, body, field in (('Signal', 'i', (0,), "'signal'"), ('Kill', 'i', (65,), "'signal'"),
+                                     ('Resize', 'qq', (0, 80), "'rows'")):
+        with pytest.raises(DBusError) as e:
+            scall(c, sid, member, sig, body)
+        assert e.value.name == 'org.freedesktop.DBus.Error.InvalidArgs' and field in e.value.message, \
+            (member, e.value.message)
+    for tail in ('0', f'0{sid}', f'{sid}x', '4294967296', 'abc', f'{sid}/x'):
+        with pytest.raises(DBusError) as e:
+            c.conn.call(f'{OBJECT_PATH}/session/{tail}', PROPS, 'GetAll', 's', (SESSION_INTERFACE,),
+                        destination=BUS_NAME)
+        assert e.value.name == UNKNOWN_OBJECT, (tail, e.value.name)
+    assert props(c, sid)['State'] == 'running'
+    c.signal(sid, signal.SIGKILL)
